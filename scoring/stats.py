@@ -1,0 +1,112 @@
+"""Statistics with their uncertainty: summaries, Wilson intervals, clustered bootstrap."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+BOOTSTRAP_SAMPLES = 1000
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, total: int, z: float = Z95) -> list[float]:
+    """Wilson score interval for a proportion, as [low, high]; [0, 1] when total is 0."""
+    if total <= 0:
+        return [0.0, 1.0]
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A latency distribution in ms, with the CV and its companions."""
+
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+    cv: float
+    cv_ci95: list[float] | None
+    iqr_over_median: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "mean": self.mean, "p50": self.p50, "p90": self.p90, "p95": self.p95, "p99": self.p99,
+            "max": self.max, "cv": self.cv, "cv_ci95": self.cv_ci95, "iqr_over_median": self.iqr_over_median,
+        }
+
+
+def _r(x: float, digits: int = 3) -> float:
+    return round(float(x), digits)
+
+
+def cv_interval(values: np.ndarray, clusters: np.ndarray | None, rng: np.random.Generator,
+                samples: int = BOOTSTRAP_SAMPLES) -> list[float] | None:
+    """Bootstrap 95% interval of the CV, resampling clusters (sessions), not single turns.
+
+    Turns of one session are correlated, so the session is the resampling unit. Per
+    cluster we keep n, sum and sum of squares; a resample adds those up, so each of the
+    `samples` resamples costs O(clusters) numpy work, not a pass over all turns.
+    """
+    if values.size < 3:
+        return None
+    if clusters is None:
+        clusters = np.arange(values.size)
+    _, inverse = np.unique(clusters, return_inverse=True)
+    k = int(inverse.max()) + 1
+    if k < 2:
+        return None
+    n = np.bincount(inverse, minlength=k).astype(float)
+    s1 = np.bincount(inverse, weights=values, minlength=k)
+    s2 = np.bincount(inverse, weights=values * values, minlength=k)
+    picks = rng.integers(0, k, size=(samples, k))
+    tn, t1, t2 = n[picks].sum(1), s1[picks].sum(1), s2[picks].sum(1)
+    mean = t1 / tn
+    var = np.maximum(t2 / tn - mean * mean, 0.0) * tn / np.maximum(tn - 1, 1)
+    cvs = np.sqrt(var) / np.where(mean > 0, mean, np.nan)
+    low, high = np.nanpercentile(cvs, [2.5, 97.5])
+    return [_r(low, 4), _r(high, 4)]
+
+
+def summarize(values: Sequence[float] | np.ndarray, clusters: Sequence[str] | np.ndarray | None = None,
+              seed: int = 0) -> Summary | None:
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return None
+    p50, p90, p95, p99 = np.percentile(data, PERCENTILES)
+    q1, q3 = np.percentile(data, [25, 75])
+    mean = float(data.mean())
+    std = float(data.std(ddof=1)) if data.size > 1 else 0.0
+    cluster_arr = None if clusters is None else np.asarray(clusters)
+    return Summary(
+        count=int(data.size), mean=_r(mean), p50=_r(p50), p90=_r(p90), p95=_r(p95), p99=_r(p99),
+        max=_r(data.max()), cv=_r(std / mean if mean > 0 else 0.0, 4),
+        cv_ci95=cv_interval(data, cluster_arr, np.random.default_rng(seed)),
+        iqr_over_median=_r((q3 - q1) / p50 if p50 > 0 else 0.0, 4),
+    )
+
+
+def quantiles(values: Sequence[float] | np.ndarray, keys: Sequence[str]) -> dict[str, float] | None:
+    """Named figures (mean, max, pNN) of a sample, or None when it is empty."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return None
+    out: dict[str, float] = {}
+    for key in keys:
+        if key == "mean":
+            out[key] = _r(data.mean())
+        elif key == "max":
+            out[key] = _r(data.max())
+        else:
+            out[key] = _r(np.percentile(data, float(key[1:])))
+    return out

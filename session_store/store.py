@@ -1,0 +1,220 @@
+"""The Redis session store: versioned compare-and-set done inside Redis, with a TTL.
+
+Each session is one hash ``{prefix}:{run}:{<session>}`` with fields ``v`` (version),
+``d`` (payload) and ``u`` (server time of the last write, ms). The braces are a Redis
+Cluster hash tag, so everything of one session lives in one slot. A write is one Lua
+script call: it compares the version, writes, bumps the version and refreshes the TTL in
+a single round trip, so no interleaving of writers can lose an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, fields
+from typing import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from session_store.errors import (
+    CorruptState,
+    SessionNotFound,
+    StateRegressed,
+    StoreUnavailable,
+    VersionConflict,
+)
+from session_store.state import SessionState
+
+DEFAULT_TTL_S = 1800.0
+DEFAULT_RETRIES = 8
+DEFAULT_POOL_SIZE = 64
+KEY_PREFIX = "convsim"
+
+# KEYS[1] = state key; ARGV = expected version, payload, ttl in ms (0 = no expiry).
+# Returns {new_version, server_ms} on success, {-1, 0} when the key is missing but a
+# version > 0 was expected, {-2, current} on a version mismatch.
+CAS_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], 'v')
+local expected = tonumber(ARGV[1])
+if cur then
+  cur = tonumber(cur)
+  if cur ~= expected then return {-2, cur} end
+elseif expected ~= 0 then
+  return {-1, 0}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nv = expected + 1
+redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2], 'u', now)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+return {nv, now}
+"""
+
+
+@dataclass
+class StoreStats:
+    """Counters the scorecard reports; `snapshot` and `minus` give per-step deltas."""
+
+    writes: int = 0
+    conflicts: int = 0
+    retries: int = 0
+    lost_updates: int = 0
+    expired: int = 0
+    errors: int = 0
+
+    def snapshot(self) -> "StoreStats":
+        return StoreStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def minus(self, earlier: "StoreStats") -> "StoreStats":
+        return StoreStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe for errors, logs and run.json."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class RedisSessionStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        run_id: str,
+        ttl_s: float | None = DEFAULT_TTL_S,
+        prefix: str = KEY_PREFIX,
+        url_for_errors: str = "redis",
+    ) -> None:
+        self._redis = client
+        self._run_id = run_id
+        self._ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
+        self._prefix = prefix
+        self._where = url_for_errors
+        self._sha: str | None = None
+        self._seen: dict[str, int] = {}
+        self.stats = StoreStats()
+
+    @classmethod
+    def from_url(cls, url: str, run_id: str, ttl_s: float | None = DEFAULT_TTL_S,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> "RedisSessionStore":
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=30)
+        except (ValueError, RedisError) as exc:
+            raise StoreUnavailable(f"bad Redis URL {redact_url(url)}: {exc}") from None
+        return cls(aioredis.Redis(connection_pool=pool), run_id, ttl_s, url_for_errors=redact_url(url))
+
+    def key(self, session_id: str) -> str:
+        return f"{self._prefix}:{self._run_id}:{{{session_id}}}"
+
+    async def ping(self) -> None:
+        """Check the server answers and load the script; raises StoreUnavailable."""
+        try:
+            await self._redis.ping()
+            self._sha = await self._redis.script_load(CAS_SCRIPT)
+        except RedisError as exc:
+            raise StoreUnavailable(f"Redis at {self._where} is not reachable: {exc}") from None
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def create(self, state: SessionState) -> int:
+        """Write a new session; VersionConflict if it exists already."""
+        return await self.compare_and_set(state, 0)
+
+    async def compare_and_set(self, state: SessionState, expected_version: int) -> int:
+        """Write `state` if the stored version is `expected_version`; return the new version."""
+        key = self.key(state.id)
+        payload = state.to_bytes()
+        try:
+            if self._sha is None:
+                self._sha = await self._redis.script_load(CAS_SCRIPT)
+            try:
+                result = await self._redis.evalsha(self._sha, 1, key, expected_version, payload, self._ttl_ms)
+            except NoScriptError:  # the server restarted or flushed its script cache
+                self._sha = await self._redis.script_load(CAS_SCRIPT)
+                result = await self._redis.evalsha(self._sha, 1, key, expected_version, payload, self._ttl_ms)
+        except RedisError as exc:
+            self.stats.errors += 1
+            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+        new_version, stamp = int(result[0]), int(result[1])
+        if new_version == -1:
+            self.stats.expired += 1
+            raise SessionNotFound(state.id)
+        if new_version == -2:
+            self.stats.conflicts += 1
+            if stamp < expected_version:
+                self.stats.lost_updates += 1
+            raise VersionConflict(state.id, expected_version, stamp)
+        self.stats.writes += 1
+        self._seen[state.id] = new_version
+        state.version, state.updated_at_ms = new_version, stamp
+        return new_version
+
+    async def load(self, session_id: str) -> SessionState:
+        key = self.key(session_id)
+        try:
+            version, payload, stamp = await self._redis.hmget(key, ["v", "d", "u"])
+        except RedisError as exc:
+            self.stats.errors += 1
+            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+        if version is None or payload is None:
+            raise SessionNotFound(session_id)
+        try:
+            state = SessionState.from_bytes(payload, int(version), int(stamp or 0))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptState(key, str(exc)) from None
+        seen = self._seen.get(session_id, 0)
+        if state.version < seen:
+            self.stats.lost_updates += 1
+            raise StateRegressed(session_id, seen, state.version)
+        self._seen[session_id] = state.version
+        return state
+
+    async def update(
+        self,
+        session_id: str,
+        fn: Callable[[SessionState], Awaitable[None] | None],
+        retries: int = DEFAULT_RETRIES,
+        backoff_s: float = 0.002,
+    ) -> SessionState:
+        """load -> fn(state) -> compare_and_set, retried with jittered backoff on conflict.
+
+        `fn` mutates the loaded state and must be safe to run again on a fresh copy.
+        """
+        for attempt in range(retries + 1):
+            state = await self.load(session_id)
+            expected = state.version
+            outcome = fn(state)
+            if outcome is not None:
+                await outcome
+            try:
+                await self.compare_and_set(state, expected)
+                return state
+            except VersionConflict:
+                if attempt == retries:
+                    raise
+                self.stats.retries += 1
+                await asyncio.sleep(random.uniform(0, backoff_s * (2**attempt)))
+        raise AssertionError("unreachable")
+
+    async def delete(self, session_id: str) -> None:
+        try:
+            await self._redis.delete(self.key(session_id))
+        except RedisError as exc:
+            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+
+    async def ttl_ms(self, session_id: str) -> int:
+        return int(await self._redis.pttl(self.key(session_id)))
+
+

@@ -1,0 +1,162 @@
+"""The `convsim` command line. Every option also reads CONVSIM_<NAME> from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from simulator import config as defaults
+from simulator.errors import UsageError
+from simulator.target.server import TargetConfig
+
+EXIT_USAGE = 2
+
+
+def _qps(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
+    try:
+        return defaults.parse_qps(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option("0.1.0", prog_name="convsim")
+def cli() -> None:
+    """convsim: does your multi-turn LLM service stay stable, remember and answer
+    consistently when the load rises?
+
+    \b
+    First run (no services needed: a reference target and Redis start by themselves):
+      convsim run --qps 50,200,500 --duration 30
+    Against your deployment:
+      convsim run --target http://localhost:8000/v1 --model autoglm-phone-9b --qps 10,50
+    """
+
+
+@cli.command("run")
+@click.option("--target", metavar="URL", help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. Absent: start the built-in reference target.")
+@click.option("--model", default=defaults.DEFAULT_MODEL, show_default=True, help="Model name sent in every request.")
+@click.option("--api-key", envvar=["CONVSIM_API_KEY", "OPENAI_API_KEY"], metavar="KEY", help="Bearer token (also OPENAI_API_KEY). Never written to any file or log.")
+@click.option("--qps", default=defaults.DEFAULT_QPS, show_default=True, callback=_qps, metavar="R1,R2,..", help="Target turn rates, one step each, in order.")
+@click.option("--duration", type=POSITIVE, default=defaults.DEFAULT_DURATION_S, show_default=True, help="Seconds per step.")
+@click.option("--warmup", type=NON_NEGATIVE, default=defaults.DEFAULT_WARMUP_S, show_default=True, help="Seconds at the start of each step left out of its figures.")
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True, help="Slot spacing: evenly spaced, or a Poisson process.")
+@click.option("--think-time", type=NON_NEGATIVE, default=defaults.DEFAULT_THINK_TIME_S, show_default=True, help="Mean seconds between a session's turns (exponential).")
+@click.option("--max-sessions", type=click.IntRange(min=0), default=0, help="Live-session cap. Default: from Little's law, 2 x max QPS x (think time + 1 s).")
+@click.option("--replicas", type=click.IntRange(min=1), default=defaults.DEFAULT_REPLICAS, show_default=True, help="Copies of each scripted session with the same facts (for consistency scoring).")
+@click.option("--personas", default=defaults.DEFAULT_PERSONAS, show_default=True, metavar="PATH|builtin", help="Persona file or folder, or 'builtin'.")
+@click.option("--redis-url", metavar="URL", help="redis://, rediss:// or unix:// URL. Absent: start a private Redis server.")
+@click.option("--session-ttl", type=NON_NEGATIVE, default=defaults.DEFAULT_SESSION_TTL_S, show_default=True, help="Seconds a session's state lives in Redis after its last write (0: no expiry).")
+@click.option("--timeout", type=POSITIVE, default=defaults.DEFAULT_TIMEOUT_S, show_default=True, help="Seconds a turn may take, from send to the last byte.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Stream answers (SSE) and measure time to first token.")
+@click.option("--out", type=click.Path(), help="Run folder. Default: runs/<run-id>.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds personas' facts, arrivals and think times.")
+def run_command(**opts: Any) -> None:
+    """Drive stepped load and write a scorecard.
+
+    Each step sends turn slots at its rate for --duration seconds (open loop: the schedule
+    never waits for answers). A slot goes to a session whose last turn has finished and whose
+    think time has passed, else to a new session, else it is counted as unserved.
+
+    Writes runs/<id>/records.jsonl (one line per turn), run.json (settings, no secrets),
+    scorecard.json and scorecard.md. Exit 0 when done, 2 on bad input, 130 when interrupted
+    (Ctrl-C once: finish in-flight turns and score; twice: leave at once).
+    """
+    from simulator.runner import execute  # keeps `convsim --help` fast
+
+    if opts["warmup"] >= opts["duration"]:
+        raise UsageError(f"--warmup {opts['warmup']:g} must be shorter than --duration {opts['duration']:g}")
+    ttl = opts["session_ttl"]
+    config = defaults.RunConfig(
+        qps=opts["qps"], target=opts["target"], model=opts["model"], api_key=opts["api_key"],
+        duration_s=opts["duration"], warmup_s=opts["warmup"], arrival=opts["arrival"],
+        think_time_s=opts["think_time"], max_sessions=opts["max_sessions"], replicas=opts["replicas"],
+        personas=opts["personas"], redis_url=opts["redis_url"], session_ttl_s=ttl if ttl > 0 else None,
+        timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
+    )
+    code = execute(config, Console(), Console(stderr=True, soft_wrap=True, highlight=False))
+    sys.exit(code)
+
+
+_TARGET_HELP = {
+    "model": "Model name served; other names get a 404.",
+    "service_ms": "Mean service time per request in ms (0: answer at once).",
+    "service_cv": "Coefficient of variation of the service time (log-normal).",
+    "capacity": "Requests served in parallel; more wait in a queue (0: unlimited).",
+    "batch_slowdown": "Service time grows by this fraction at full capacity.",
+    "ttft_fraction": "Share of the service time before the first token.",
+    "chunk_chars": "Characters per streamed chunk.",
+    "context_tokens": "Context window; longer prompts get HTTP 400.",
+    "history_window": "Answers see only the last K messages (0: all).",
+    "truncate_above": "Above N requests in flight, drop the older half of the history (0: never).",
+    "error_rate": "Share of requests answered with HTTP 500.",
+    "reset_rate": "Share of requests whose connection is reset.",
+    "hang_rate": "Share of requests that never answer.",
+    "garbage_rate": "Share of streams with a malformed event.",
+    "forget_rate": "Share of asked facts answered as unknown.",
+    "flip_rate": "Share of asked facts answered with a changed value.",
+    "paraphrase_rate": "Share of answers worded differently.",
+    "seed": "Seed of every random draw (answers are deterministic given the request).",
+}
+
+
+def _target_options(func: Any) -> Any:
+    for field in reversed(dataclasses.fields(TargetConfig)):
+        func = click.option(
+            f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
+            show_default=True, help=_TARGET_HELP.get(field.name, ""),
+        )(func)
+    return func
+
+
+@click.command("target")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
+@_target_options
+def target_command(host: str, port: int, **knobs: Any) -> None:
+    """Serve the built-in reference target: an OpenAI-compatible stand-in for an
+    Open-AutoGLM / GLM deployment with explicit fault knobs.
+
+    Answers come from the messages received: a question about something stated earlier in
+    the conversation is answered with it, so lost history shows as a lost fact.
+    """
+    import asyncio
+
+    from simulator.target.launch import install_uvloop, serve
+
+    install_uvloop()
+    try:
+        asyncio.run(serve(TargetConfig(**knobs), host, port))
+    except KeyboardInterrupt:
+        pass
+
+
+cli.add_command(target_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage and setup errors become one line on stderr and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="convsim", standalone_mode=False, auto_envvar_prefix="CONVSIM")
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        hint = f" (see convsim {exc.ctx.info_name} --help)" if exc.ctx and exc.ctx.info_name != "convsim" else ""
+        click.echo(f"convsim: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        click.echo(f"convsim: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,80 @@
+"""Run settings: defaults in one place, one frozen value, secrets kept out of files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_MODEL = "autoglm-phone-9b"
+DEFAULT_QPS = "50,200,500"
+DEFAULT_DURATION_S = 60.0
+DEFAULT_WARMUP_S = 5.0
+DEFAULT_THINK_TIME_S = 2.0
+DEFAULT_REPLICAS = 3
+DEFAULT_SESSION_TTL_S = 1800.0
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_DRAIN_S = 5.0
+DEFAULT_PERSONAS = "builtin"
+ASSUMED_LATENCY_S = 1.0  # for sizing --max-sessions before any latency is known
+
+
+def parse_qps(text: str) -> tuple[float, ...]:
+    """'50,200,500' -> (50.0, 200.0, 500.0); raises ValueError with a fix in the message."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number; give rates like --qps 50,200,500") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{part!r} must be a positive rate in requests per second")
+        values.append(value)
+    if not values:
+        raise ValueError("give at least one rate, e.g. --qps 50")
+    return tuple(values)
+
+
+def default_max_sessions(max_qps: float, think_time_s: float) -> int:
+    """Little's law, doubled for headroom: live sessions = rate x (think time + latency)."""
+    return max(100, math.ceil(2 * max_qps * (think_time_s + ASSUMED_LATENCY_S)))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    qps: tuple[float, ...] = (50.0, 200.0, 500.0)
+    target: str | None = None
+    model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False)
+    duration_s: float = DEFAULT_DURATION_S
+    warmup_s: float = DEFAULT_WARMUP_S
+    arrival: str = "constant"
+    think_time_s: float = DEFAULT_THINK_TIME_S
+    max_sessions: int = 0
+    replicas: int = DEFAULT_REPLICAS
+    personas: str = DEFAULT_PERSONAS
+    redis_url: str | None = None
+    session_ttl_s: float | None = DEFAULT_SESSION_TTL_S
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    stream: bool = True
+    out: str | None = None
+    seed: int = 0
+    drain_s: float = DEFAULT_DRAIN_S
+
+    @property
+    def session_limit(self) -> int:
+        return self.max_sessions or default_max_sessions(max(self.qps), self.think_time_s)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as written to run.json: no API key, no Redis password."""
+        from session_store import redact_url
+
+        data = asdict(self)
+        data.pop("api_key")
+        data["api_key_set"] = self.api_key is not None
+        data["qps"] = list(self.qps)
+        data["max_sessions"] = self.session_limit
+        if self.redis_url:
+            data["redis_url"] = redact_url(self.redis_url)
+        return data

@@ -1,0 +1,328 @@
+"""The open-loop engine: rate steps of turn slots, given to ready sessions.
+
+One turn's way: slot due at t -> a ready session (or a new one, or an unserved slot) ->
+profile builds messages -> client sends and times -> compare-and-set in Redis -> record.
+The schedule never waits for a response: each turn is its own task. The runner keeps
+each live session's state in memory and writes it with compare-and-set on the version it
+last wrote; a conflict (another writer) reloads it from Redis, so the load before each
+turn is saved without losing the lock's guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from personas import PersonaScript, render
+from session_store import (
+    RedisSessionStore,
+    SessionNotFound,
+    SessionState,
+    SessionStoreError,
+    StateRegressed,
+    StoreStats,
+    VersionConflict,
+)
+from simulator.arrivals import ARRIVALS
+from simulator.client import EndpointClient
+from simulator.config import RunConfig
+from simulator.errors import EndpointError
+from simulator.profiles import PROFILES, DialogueProfile
+from simulator.recorder import RecordWriter
+
+YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
+CAS_RETRIES = 3
+
+
+@dataclass(slots=True)
+class LiveSession:
+    state: SessionState
+    script: PersonaScript
+    group: str
+    profile: DialogueProfile
+    think_s: float
+
+
+@dataclass
+class StepCounters:
+    slots: int = 0
+    unserved: int = 0
+    unserved_measured: int = 0
+    started: int = 0
+    completed: int = 0
+    live_max: int = 0
+
+
+@dataclass
+class Progress:
+    """What the live display shows; read by the display, written by the engine."""
+
+    step: int = -1
+    steps: int = 0
+    qps_target: float = 0.0
+    step_started: float = 0.0
+    step_duration: float = 0.0
+    sent: int = 0
+    done: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    live_sessions: int = 0
+    unserved: int = 0
+    stopping: bool = False
+    recent: list[tuple[float, int]] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        client: EndpointClient,
+        store: RedisSessionStore,
+        scripts: list[PersonaScript],
+        recorder: RecordWriter,
+        run_id: str,
+        origin: float | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.store = store
+        self.recorder = recorder
+        self.run_id = run_id
+        self.origin = time.perf_counter() if origin is None else origin
+        self.progress = Progress(steps=len(config.qps))
+        self._scripts = scripts
+        self._weights = list(itertools.accumulate(s.weight for s in scripts))
+        self._rng = random.Random(config.seed)
+        self._arrival = ARRIVALS[config.arrival]
+        self._ready: list[tuple[float, int, LiveSession]] = []
+        self._seq = itertools.count()
+        self._groups = itertools.count()
+        self._live = 0
+        self._limit = config.session_limit
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._counters = StepCounters()
+        self._step = 0
+        self._measure_from = 0.0
+        self.step_records: list[dict[str, Any]] = []
+
+    # -- control ---------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop scheduling; in-flight turns get `drain_s` to finish."""
+        self.progress.stopping = True
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        for index, qps in enumerate(self.config.qps):
+            if self.stopped:
+                break
+            record = await self._run_step(index, qps)
+            self.step_records.append(record)
+            if on_step:
+                on_step(record)
+        await self._drain()
+        return self.step_records
+
+    # -- schedule --------------------------------------------------------------------
+    async def _run_step(self, index: int, qps: float) -> dict[str, Any]:
+        cfg = self.config
+        self._step = index
+        self._counters = StepCounters(live_max=self._live)
+        store_before = self.store.stats.snapshot()
+        start = time.perf_counter()
+        self._measure_from = start + cfg.warmup_s
+        p = self.progress
+        p.step, p.qps_target, p.step_started, p.step_duration = index, qps, start, cfg.duration_s
+        clock = time.perf_counter
+        backlog = 0
+        stop = self._stop
+        end = start + cfg.duration_s
+        for offset in self._arrival.offsets(qps, cfg.duration_s, self._rng):
+            due = start + offset
+            delay = due - clock()
+            if delay > 0:
+                backlog = 0
+                if delay > 0.05:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                while (delay := due - clock()) > 0:  # timers may wake a little early
+                    await asyncio.sleep(delay)
+            else:
+                backlog += 1
+                if backlog % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            if stop.is_set():
+                end = clock()
+                break
+            self._dispatch(due)
+        else:
+            remaining = end - clock()
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            if stop.is_set():
+                end = min(end, clock())
+        c = self._counters
+        return {
+            "kind": "step", "step": index, "qps_target": qps, "arrival": cfg.arrival,
+            "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
+            "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
+            "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
+            "sessions": {"started": c.started, "completed": c.completed, "live_max": c.live_max},
+            "store": self.store.stats.minus(store_before).as_dict(),
+        }
+
+    def _ms(self, t: float) -> float:
+        return round((t - self.origin) * 1000.0, 3)
+
+    def _dispatch(self, due: float) -> None:
+        c = self._counters
+        c.slots += 1
+        session = self._take_ready(due)
+        if session is None:
+            session = self._start_group()
+        if session is None:
+            c.unserved += 1
+            self.progress.unserved += 1
+            if due >= self._measure_from:
+                c.unserved_measured += 1
+            return
+        task = asyncio.create_task(self._turn(session, due, self._step))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _take_ready(self, now: float) -> LiveSession | None:
+        if self._ready and self._ready[0][0] <= now:
+            return heapq.heappop(self._ready)[2]
+        return None
+
+    def _start_group(self) -> LiveSession | None:
+        replicas = self.config.replicas
+        if self._live + replicas > self._limit:
+            return None
+        script = self._rng.choices(self._scripts, cum_weights=self._weights)[0]
+        facts = script.draw_facts(self._rng)
+        group = f"g{next(self._groups):06d}"
+        profile = PROFILES[script.profile]
+        think = self.config.think_time_s if script.think_time_s is None else script.think_time_s
+        sessions = [
+            LiveSession(
+                SessionState(id=f"{group}-r{r}", run_id=self.run_id, persona=script.id, replica=r, facts=facts),
+                script, group, profile, think,
+            )
+            for r in range(replicas)
+        ]
+        self._live += replicas
+        c = self._counters
+        c.started += replicas
+        c.live_max = max(c.live_max, self._live)
+        self.progress.live_sessions = self._live
+        now = time.perf_counter()
+        for session in sessions[1:]:  # the other replicas take the next slots
+            heapq.heappush(self._ready, (now, next(self._seq), session))
+        return sessions[0]
+
+    # -- one turn --------------------------------------------------------------------
+    async def _turn(self, session: LiveSession, due: float, step: int) -> None:
+        state, script, profile = session.state, session.script, session.profile
+        turn = script.turns[state.turn]
+        user_text = render(turn.user, state.facts)
+        messages = profile.request_messages(script.system, state.messages, user_text)
+        p = self.progress
+        p.sent += 1
+        p.in_flight += 1
+        completion = None
+        status, error, http_status = "ok", None, None
+        t_sent = time.perf_counter()
+        try:
+            completion = await self.client.complete(messages, self.config.stream, profile.request_params())
+        except EndpointError as exc:
+            status, error, http_status = exc.kind, str(exc)[:300], exc.status
+        except asyncio.CancelledError:
+            status, error = "cancelled", "run stopped before the answer completed"
+        finally:
+            p.in_flight -= 1
+        t_done = completion.t_done if completion else time.perf_counter()
+        end_session = status in ("context_overflow", "cancelled")
+        store_status = "skipped"
+        if completion is not None:
+            state.messages.append(profile.user_message(user_text))
+            state.messages.append(profile.assistant_message(completion.text))
+        state.turn += 1
+        if state.turn >= len(script.turns) or end_session:
+            state.status = "done" if not end_session else status
+        if completion is not None and status != "cancelled":
+            store_status = await self._save(state)
+            if store_status == "lost":
+                end_session = True
+        p.done += 1
+        if status != "ok":
+            p.errors += 1
+        self.recorder.write({
+            "kind": "turn", "step": step, "session": state.id, "group": session.group,
+            "persona": script.id, "replica": state.replica, "turn": state.turn - 1, "user": user_text,
+            "expect": {name: state.facts[name] for name in turn.expect},
+            "t_sched": self._ms(due), "t_sent": self._ms(completion.t_sent if completion else t_sent),
+            "t_first": self._ms(completion.t_first) if completion and completion.t_first else None,
+            "t_done": self._ms(t_done), "status": status, "error": error, "http_status": http_status,
+            "text": completion.text if completion else None,
+            "chunks": completion.chunks if completion else 0,
+            "prompt_tokens": completion.prompt_tokens if completion else None,
+            "completion_tokens": completion.completion_tokens if completion else None,
+            "finish": completion.finish_reason if completion else None,
+            "store": store_status, "version": state.version,
+        })
+        if state.turn >= len(script.turns) or end_session:
+            self._live -= 1
+            self._counters.completed += 1
+            p.live_sessions = self._live
+        else:
+            ready_at = time.perf_counter() + self._rng.expovariate(1.0 / session.think_s) if session.think_s > 0 else 0.0
+            heapq.heappush(self._ready, (ready_at, next(self._seq), session))
+
+    async def _save(self, state: SessionState) -> str:
+        """Compare-and-set on the version last written; 'ok', 'conflict', 'lost' or 'error'."""
+        expected = state.version
+        for attempt in range(CAS_RETRIES + 1):
+            try:
+                await self.store.compare_and_set(state, expected)
+                return "ok" if attempt == 0 else "conflict"
+            except VersionConflict:
+                # Another writer moved the session on: keep its history, add our turn.
+                try:
+                    stored = await self.store.load(state.id)
+                except SessionStoreError:
+                    return "lost"
+                self.store.stats.retries += 1
+                ours = state.messages[-2:]
+                state.messages = stored.messages + ours
+                expected = stored.version
+            except (SessionNotFound, StateRegressed):
+                return "lost"
+            except SessionStoreError:
+                return "error"
+        return "conflict"
+
+    # -- end -------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        wait_s = self.config.drain_s if self.stopped else self.config.timeout_s + 1.0
+        _, pending = await asyncio.wait(set(self._tasks), timeout=wait_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

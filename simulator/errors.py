@@ -1,0 +1,54 @@
+"""Errors of the simulator; each endpoint error names the failure class it is recorded as.
+
+::
+
+    Exception
+      EndpointError              kind: the record's error class
+        EndpointTimeout          "timeout": no complete answer within --timeout
+        EndpointConnectError     "connect": refused, reset, DNS, TLS
+        EndpointStatusError      "http_4xx" / "http_5xx" (carries status)
+          ModelNotFound          a 404 that says the model is not served
+        ContextOverflow          "context_overflow": the prompt exceeds the context window
+        EndpointProtocolError    "protocol": malformed body, broken or empty stream
+      UsageError                 bad flags or files; the CLI prints one line and exits 2
+"""
+
+from __future__ import annotations
+
+
+class EndpointError(Exception):
+    kind = "error"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EndpointTimeout(EndpointError):
+    kind = "timeout"
+
+
+class EndpointConnectError(EndpointError):
+    kind = "connect"
+
+
+class EndpointStatusError(EndpointError):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, status)
+        self.kind = "http_5xx" if status >= 500 else "http_4xx"
+
+
+class ModelNotFound(EndpointStatusError):
+    pass
+
+
+class ContextOverflow(EndpointError):
+    kind = "context_overflow"
+
+
+class EndpointProtocolError(EndpointError):
+    kind = "protocol"
+
+
+class UsageError(Exception):
+    """Bad input; the message says what, where and how to fix it."""

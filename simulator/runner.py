@@ -1,0 +1,192 @@
+"""`convsim run` from settings to scorecard: set up, preflight, drive, score, clean up.
+
+Everything that can be wrong with the input is found before the first turn is sent:
+personas, the output folder, Redis, the target and its model name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from personas import PersonaError, PersonaScript, load_personas
+from scoring import WRITERS, TerminalWriter, build_scorecard
+from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
+from simulator.client import EndpointClient
+from simulator.config import RunConfig
+from simulator.display import show_progress
+from simulator.engine import Engine
+from simulator.errors import EndpointError, ModelNotFound, UsageError
+from simulator.profiles import PROFILES
+from simulator.recorder import RecordWriter
+from simulator.target import TargetConfig, TargetProcess
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+VERSION = "0.1.0"
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def load_scripts(spec: str) -> list[PersonaScript]:
+    try:
+        scripts = load_personas(spec)
+    except PersonaError as exc:
+        raise UsageError(f"{exc}") from None
+    for script in scripts:
+        if script.profile not in PROFILES:
+            raise UsageError(
+                f"{script.source}: profile: {script.profile!r} is not available in this version "
+                f"(available: {', '.join(PROFILES)}); use profile: chat"
+            )
+    return scripts
+
+
+def prepare_out(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".convsim-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write there ({exc.strerror}); choose a writable folder") from None
+    if (path / "records.jsonl").exists():
+        raise UsageError(f"--out {path}: already holds a run (records.jsonl); choose a new folder")
+    return path
+
+
+async def preflight(client: EndpointClient) -> None:
+    """Reach the target and check it serves the model, before any load is sent."""
+    where = client.base_url
+    try:
+        models = await client.list_models()
+    except EndpointError as exc:
+        raise UsageError(f"--target {where}: not reachable ({exc}); check the URL and that the server is up") from None
+    if models is not None and client.model not in models:
+        shown = ", ".join(models[:8]) or "none"
+        raise UsageError(f"--model {client.model!r} is not served by {where} (it serves: {shown}); pass --model NAME")
+    if models is None:  # no /models route: ask for one token
+        try:
+            await client.complete([{"role": "user", "content": "ping"}], stream=False, params={"max_tokens": 1})
+        except ModelNotFound as exc:
+            raise UsageError(f"--model {client.model!r}: {exc}; pass --model NAME") from None
+        except EndpointError as exc:
+            if exc.kind in ("connect", "timeout"):
+                raise UsageError(f"--target {where}: not reachable ({exc})") from None
+
+
+class Interrupts:
+    """First Ctrl-C/SIGTERM: stop scheduling and finish cleanly. Second: leave at once."""
+
+    def __init__(self, engine: Engine, on_force: Callable[[], None]) -> None:
+        self.engine, self.on_force, self.count = engine, on_force, 0
+
+    def __call__(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.engine.stop()
+        else:
+            self.on_force()
+            os._exit(EXIT_INTERRUPTED)
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self)
+
+
+async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_info: dict[str, Any],
+                base_url: str, redis_url: str, console: Console) -> bool:
+    """Run the steps; returns True when interrupted."""
+    client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s)
+    store = RedisSessionStore.from_url(redis_url, run_info["run_id"], config.session_ttl_s,
+                                       pool_size=max(64, min(512, int(max(config.qps)))))
+    try:
+        await store.ping()
+        await preflight(client)
+        (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
+        recorder = RecordWriter(out / "records.jsonl")
+        engine = Engine(config, client, store, scripts, recorder, run_info["run_id"])
+        interrupts = Interrupts(engine, recorder.flush)
+        interrupts.install(asyncio.get_running_loop())
+        progress = asyncio.create_task(show_progress(engine.progress))
+        flusher = asyncio.create_task(_flush_every(recorder))
+        try:
+            await engine.run(on_step=recorder.write)
+        finally:
+            for task in (progress, flusher):
+                task.cancel()
+            await asyncio.gather(progress, flusher, return_exceptions=True)
+            recorder.close()
+        return engine.stopped
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def _flush_every(recorder: RecordWriter, every_s: float = 0.5) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        recorder.flush()
+
+
+def execute(config: RunConfig, console: Console, err: Console) -> int:
+    """The whole `convsim run`; returns the exit status."""
+    scripts = load_scripts(config.personas)
+    run_id = new_run_id()
+    out = prepare_out(Path(config.out or Path("runs") / run_id))
+    with ExitStack() as stack:
+        redis_url = config.redis_url
+        if not redis_url:
+            try:
+                embedded = stack.enter_context(EmbeddedRedis())
+            except StoreUnavailable as exc:
+                raise UsageError(str(exc)) from None
+            redis_url = embedded.url
+            err.print(f"no --redis-url: started a private Redis server at {redis_url}")
+        base_url = config.target
+        builtin = base_url is None
+        if base_url is None:
+            target = stack.enter_context(TargetProcess(TargetConfig(model=config.model, seed=config.seed)))
+            base_url = target.base_url
+            err.print(f"no --target: started the built-in reference target at {base_url} (200 ms mean service time)")
+        run_info = {
+            "run_id": run_id,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "convsim_version": VERSION,
+            "target": {"base_url": base_url, "model": config.model, "profile": scripts[0].profile, "builtin": builtin},
+            "config": config.redacted(),
+            "personas": sorted({s.id for s in scripts}),
+        }
+        started = time.perf_counter()
+        try:
+            interrupted = _run_loop(drive(config, scripts, out, run_info, base_url, redis_url, console))
+        except StoreUnavailable as exc:
+            raise UsageError(f"--redis-url: {exc}") from None
+        err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
+    scorecard = build_scorecard(out / "records.jsonl", run_info)
+    for name in ("json", "md"):
+        writer = WRITERS[name]()
+        (out / f"scorecard.{writer.suffix}").write_text(writer.render(scorecard), encoding="utf-8")
+    TerminalWriter().print(scorecard, console)
+    console.print(f"scorecard: {out / 'scorecard.md'}  (machine-readable: {out / 'scorecard.json'})")
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+def _run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(coro)

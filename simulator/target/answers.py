@@ -1,0 +1,139 @@
+"""Answers built from the messages the reference target receives.
+
+The target remembers only what the request carries: statements such as "my order number
+is 48213" or "订单号是48213" / "我叫李雷" in the visible user messages become facts (the
+latest statement of a key wins, as after a correction), and a question that names a key is
+answered with its value. Lose the history and the answer loses the fact too.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Mapping, Sequence
+
+_EN_STATEMENT = re.compile(
+    r"\bmy ([a-z][a-z ]{0,30}?) (?:is|was) (?:now )?(.+?)(?=,| and |[.;!?]|$)", re.IGNORECASE
+)
+_EN_QUESTION = re.compile(r"\?|\b(?:what|which|confirm|remind|summari[sz]e|summary|recap)\b", re.IGNORECASE)
+_EN_SUMMARY = re.compile(r"\b(?:summari[sz]e|summary|recap)\b", re.IGNORECASE)
+_ZH_CLAUSE = re.compile(r"[，,。；;！!？?\s]+")
+_ZH_STATEMENT = re.compile(r"^(?:我的|其实|实际上|更正一下)*([\u4e00-\u9fffA-Za-z]{1,8}?)(?:是|为)(.+)$")
+_ZH_NAME = re.compile(r"我叫([^，,。；;！!？?\s]{1,8})")
+_ZH_QUESTION_WORDS = ("多少", "什么", "哪", "几", "吗", "呢")
+_ZH_SUMMARY = ("总结", "汇总", "回顾")
+_WORDS = re.compile(r"[A-Za-z]{4,}")
+
+_EN_FACT = ("Your {key} is {value}.", "I have your {key} as {value}.", "The {key} you gave me is {value}.")
+_ZH_FACT = ("您的{key}是{value}。", "我记得您的{key}是{value}。", "您提供的{key}为{value}。")
+_EN_FORGOT = "I'm sorry, I don't have that information from our conversation."
+_ZH_FORGOT = "抱歉，我不记得您之前提供的这项信息。"
+_EN_GENERIC = (
+    "Here is a practical suggestion about {topic}: start with the simplest option and check the details.",
+    "Good question about {topic}. Most people compare two or three options before deciding.",
+    "On {topic}: I would look at the reviews first, then the price and the conditions.",
+)
+_ZH_GENERIC = (
+    "关于这个问题，我建议先从最简单的方案开始，再核对细节。",
+    "这是个好问题，一般可以先比较两三个选项再做决定。",
+    "我建议先看看评价，然后比较价格和条件。",
+)
+
+
+def is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def content_text(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: keep the text parts
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def extract_facts(text: str) -> dict[str, str]:
+    facts: dict[str, str] = {}
+    for key, value in _EN_STATEMENT.findall(text):
+        value = value.strip()
+        if value and not _EN_QUESTION.search(value) and value.lower() not in ("what", "which"):
+            facts[key.lower().strip()] = value
+    if is_chinese(text):
+        for name in _ZH_NAME.findall(text):
+            facts["名字"] = name
+        for clause in _ZH_CLAUSE.split(text):
+            match = _ZH_STATEMENT.match(clause)
+            if match and not any(w in match.group(2) for w in _ZH_QUESTION_WORDS):
+                facts[match.group(1)] = match.group(2)
+    return facts
+
+
+def remembered(messages: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Facts stated in the visible user messages; later statements overwrite earlier ones."""
+    facts: dict[str, str] = {}
+    for message in messages:
+        if message.get("role") == "user":
+            facts.update(extract_facts(content_text(message)))
+    return facts
+
+
+def asked_keys(question: str, known: Mapping[str, str]) -> list[str]:
+    lowered = question.lower()
+    return [key for key in sorted(known, key=len, reverse=True) if key in lowered or key in question]
+
+
+def flip(value: str, rng: random.Random) -> str:
+    """The same kind of value, changed: one digit moved on, or the text reversed."""
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    if digits:
+        i = rng.choice(digits)
+        return value[:i] + str((int(value[i]) + rng.randint(1, 9)) % 10) + value[i + 1 :]
+    return value[::-1] if len(value) > 1 else value + value
+
+
+def build_answer(
+    messages: Sequence[Mapping[str, Any]],
+    rng: random.Random,
+    forget_rate: float = 0.0,
+    flip_rate: float = 0.0,
+    paraphrase_rate: float = 0.0,
+) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    question = content_text(users[-1]) if users else ""
+    zh = is_chinese(question)
+    known = remembered(messages)
+    summary = any(w in question for w in _ZH_SUMMARY) if zh else bool(_EN_SUMMARY.search(question))
+    keys = asked_keys(question, known)
+    if summary:  # a summary names what it was asked for, and everything else it remembers
+        keys = keys + [k for k in known if k not in keys]
+    elif not _EN_QUESTION.search(question) and not any(w in question for w in _ZH_QUESTION_WORDS):
+        keys = []
+    if not keys and not summary:
+        asks_fact = ("我的" in question) if zh else bool(re.search(r"\bmy\b", question, re.IGNORECASE))
+        if asks_fact and (_EN_QUESTION.search(question) or "？" in question or "?" in question):
+            return _ZH_FORGOT if zh else _EN_FORGOT
+        topic = " ".join(_WORDS.findall(question)[:3]).lower() or "that"
+        templates = _ZH_GENERIC if zh else _EN_GENERIC
+        return templates[rng.randrange(len(templates))].format(topic=topic)
+    templates = _ZH_FACT if zh else _EN_FACT
+    variant = rng.randrange(1, len(templates)) if rng.random() < paraphrase_rate else 0
+    sentences = []
+    for key in keys:
+        if rng.random() < forget_rate:
+            continue
+        value = flip(known[key], rng) if rng.random() < flip_rate else known[key]
+        sentences.append(templates[variant].format(key=key, value=value))
+    if not sentences:
+        return _ZH_FORGOT if zh else _EN_FORGOT
+    return ("" if zh else " ").join(sentences)
+
+
+def estimate_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """A tokenizer-free estimate: CJK characters count one each, other text four per token."""
+    total = 0
+    for message in messages:
+        text = content_text(message)
+        cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+        total += cjk + (len(text) - cjk) // 4 + 4
+    return total

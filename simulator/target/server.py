@@ -1,0 +1,214 @@
+"""The reference target: an OpenAI-compatible stand-in for an Open-AutoGLM / GLM deployment.
+
+Every fault is a knob, so convsim's measurements can be checked against what was injected:
+service time (mean, CV, a capacity of parallel slots and a batching slowdown, so latency
+grows with concurrency as a real server's does), errors, connection resets, hangs, garbage
+in the stream, a context window with a 400 on overflow, a history window, load-dependent
+truncation, and forget / fact-flip / paraphrase rates in the answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from simulator.target.answers import build_answer, estimate_tokens
+
+DEFAULT_MODEL = "autoglm-phone-9b"
+DEFAULT_CONTEXT_TOKENS = 25480
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    model: str = DEFAULT_MODEL
+    service_ms: float = 200.0
+    service_cv: float = 0.05
+    capacity: int = 256
+    batch_slowdown: float = 0.5
+    ttft_fraction: float = 0.3
+    chunk_chars: int = 8
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
+    history_window: int = 0
+    truncate_above: int = 0
+    error_rate: float = 0.0
+    reset_rate: float = 0.0
+    hang_rate: float = 0.0
+    garbage_rate: float = 0.0
+    forget_rate: float = 0.0
+    flip_rate: float = 0.0
+    paraphrase_rate: float = 0.0
+    seed: int = 0
+
+
+def _error(status: int, message: str, kind: str) -> web.Response:
+    body = orjson.dumps({"error": {"message": message, "type": kind, "code": status}, "object": "error"})
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+class ReferenceTarget:
+    def __init__(self, config: TargetConfig) -> None:
+        self.config = config
+        self.in_flight = 0
+        self.active = 0
+        self.served = 0
+        self._slots = asyncio.Semaphore(config.capacity) if config.capacity > 0 else None
+        self._occurrences: dict[int, int] = {}
+        cv = max(config.service_cv, 0.0)
+        self._sigma = math.sqrt(math.log(1 + cv * cv))
+        self._mu = math.log(config.service_ms / 1000) - self._sigma**2 / 2 if config.service_ms > 0 else 0.0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "in_flight": self.in_flight, "served": self.served})
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": [{"id": self.config.model, "object": "model", "owned_by": "convsim"}]}),
+            content_type="application/json",
+        )
+
+    def _rng(self, body: bytes) -> random.Random:
+        """Deterministic under the seed: the n-th request with this exact body draws the same."""
+        digest = zlib.crc32(body)
+        n = self._occurrences.get(digest, 0)
+        if len(self._occurrences) > 500_000:
+            self._occurrences.clear()
+        self._occurrences[digest] = n + 1
+        return random.Random((self.config.seed << 40) ^ (digest << 8) ^ n)
+
+    def _service_s(self, rng: random.Random) -> float:
+        if self.config.service_ms <= 0:
+            return 0.0
+        base = math.exp(rng.gauss(self._mu, self._sigma)) if self._sigma > 0 else self.config.service_ms / 1000
+        load = self.active / self.config.capacity if self.config.capacity > 0 else 0.0
+        return base * (1 + self.config.batch_slowdown * load)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._chat(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        cfg = self.config
+        body = await request.read()
+        try:
+            payload = orjson.loads(body)
+            messages: list[dict[str, Any]] = payload["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise ValueError
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return _error(400, "request body must be JSON with a non-empty 'messages' list", "BadRequestError")
+        if payload.get("model") != cfg.model:
+            return _error(404, f"The model `{payload.get('model')}` does not exist.", "NotFoundError")
+        rng = self._rng(body)
+        prompt_tokens = estimate_tokens(messages)
+        if prompt_tokens > cfg.context_tokens:
+            return _error(
+                400,
+                f"This model's maximum context length is {cfg.context_tokens} tokens. "
+                f"However, your messages resulted in {prompt_tokens} tokens.",
+                "BadRequestError",
+            )
+        visible = self._visible(messages)
+        fault = rng.random()
+        if fault < cfg.error_rate:
+            return _error(500, "internal error (injected)", "InternalServerError")
+        fault -= cfg.error_rate
+        if fault < cfg.hang_rate:
+            await asyncio.sleep(3600)
+        fault -= cfg.hang_rate
+        if fault < cfg.reset_rate:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError()
+        fault -= cfg.reset_rate
+        garbage = fault < cfg.garbage_rate
+
+        answer = build_answer(visible, rng, cfg.forget_rate, cfg.flip_rate, cfg.paraphrase_rate)
+        service = self._service_s(rng)
+        if self._slots is not None:
+            await self._slots.acquire()
+        self.active += 1
+        try:
+            if not payload.get("stream"):
+                if service:
+                    await asyncio.sleep(service)
+                self.served += 1
+                return web.Response(body=self._json_body(answer, prompt_tokens), content_type="application/json")
+            return await self._stream(request, payload, answer, prompt_tokens, service, garbage)
+        finally:
+            self.active -= 1
+            if self._slots is not None:
+                self._slots.release()
+
+    def _visible(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        cfg = self.config
+        system = [m for m in messages[:1] if m.get("role") == "system"]
+        rest = messages[len(system) :]
+        if cfg.history_window > 0:
+            rest = rest[-cfg.history_window :]
+        if cfg.truncate_above > 0 and self.in_flight > cfg.truncate_above and len(rest) > 1:
+            rest = rest[len(rest) // 2 :]  # overloaded: keep only the newer half
+        return system + rest
+
+    def _json_body(self, answer: str, prompt_tokens: int) -> bytes:
+        return orjson.dumps(
+            {
+                "id": f"chatcmpl-{self.served}", "object": "chat.completion", "created": int(time.time()),
+                "model": self.config.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": estimate_tokens([{"content": answer}]) - 4,
+                          "total_tokens": prompt_tokens + estimate_tokens([{"content": answer}]) - 4},
+            }
+        )
+
+    async def _stream(
+        self, request: web.Request, payload: dict[str, Any], answer: str, prompt_tokens: int,
+        service: float, garbage: bool,
+    ) -> web.StreamResponse:
+        cfg = self.config
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        head = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": int(time.time()), "model": cfg.model}
+
+        def event(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+            chunk: dict[str, Any] = dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+            if usage is not None:
+                chunk = dict(head, choices=[], usage=usage)
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+        step = max(1, cfg.chunk_chars)
+        pieces = [answer[i : i + step] for i in range(0, len(answer), step)]
+        if service:
+            await asyncio.sleep(service * cfg.ttft_fraction)
+        await resp.write(event({"role": "assistant", "content": pieces[0]}))
+        if garbage:
+            await resp.write(b"data: {not json\n\n")
+        if service:
+            await asyncio.sleep(service * (1 - cfg.ttft_fraction))
+        tail = [event({"content": p}) for p in pieces[1:]] + [event({}, "stop")]
+        if (payload.get("stream_options") or {}).get("include_usage"):
+            completion = estimate_tokens([{"content": answer}]) - 4
+            tail.append(event({}, usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                                         "total_tokens": prompt_tokens + completion}))
+        tail.append(b"data: [DONE]\n\n")
+        await resp.write(b"".join(tail))
+        await resp.write_eof()
+        self.served += 1
+        return resp
