@@ -127,6 +127,7 @@ class RedisSessionStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()  # a pool we made is ours to close
 
     async def create(self, state: SessionState) -> int:
         """Write a new session; VersionConflict if it exists already."""
@@ -157,12 +158,15 @@ class RedisSessionStore:
                 self.stats.lost_updates += 1
             raise VersionConflict(state.id, expected_version, stamp)
         self.stats.writes += 1
-        self._seen[state.id] = new_version
+        self._seen[state.id] = max(new_version, self._seen.get(state.id, 0))
         state.version, state.updated_at_ms = new_version, stamp
         return new_version
 
     async def load(self, session_id: str) -> SessionState:
         key = self.key(session_id)
+        # Only versions seen before this read was sent must be visible to it: a write that
+        # completes while the read is in flight may or may not be, and is no regression.
+        floor = self._seen.get(session_id, 0)
         try:
             version, payload, stamp = await self._redis.hmget(key, ["v", "d", "u"])
         except RedisError as exc:
@@ -174,11 +178,10 @@ class RedisSessionStore:
             state = SessionState.from_bytes(payload, int(version), int(stamp or 0))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptState(key, str(exc)) from None
-        seen = self._seen.get(session_id, 0)
-        if state.version < seen:
+        if state.version < floor:
             self.stats.lost_updates += 1
-            raise StateRegressed(session_id, seen, state.version)
-        self._seen[session_id] = state.version
+            raise StateRegressed(session_id, floor, state.version)
+        self._seen[session_id] = max(state.version, self._seen.get(session_id, 0))
         return state
 
     async def update(

@@ -86,6 +86,16 @@ def run_command(**opts: Any) -> None:
     sys.exit(code)
 
 
+def _env_names(command: click.Command, prefix: str) -> None:
+    """Every option reads PREFIX_<NAME> (e.g. CONVSIM_QPS), shown in --help."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name and not param.envvar:
+            param.envvar = f"{prefix}_{param.name.upper()}"
+            param.show_envvar = True
+
+
+_env_names(run_command, "CONVSIM")
+
 _TARGET_HELP = {
     "model": "Model name served; other names get a 404.",
     "service_ms": "Mean service time per request in ms (0: answer at once).",
@@ -139,13 +149,14 @@ def target_command(host: str, port: int, **knobs: Any) -> None:
         pass
 
 
+_env_names(target_command, "CONVSIM_TARGET")
 cli.add_command(target_command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage and setup errors become one line on stderr and exit 2."""
     try:
-        cli.main(args=argv, prog_name="convsim", standalone_mode=False, auto_envvar_prefix="CONVSIM")
+        cli.main(args=argv, prog_name="convsim", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         sys.exit(EXIT_USAGE)

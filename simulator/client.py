@@ -179,13 +179,13 @@ class EndpointClient:
         usage: dict[str, Any] = {}
         buffer = b""
         saw_done = False
-        first_bytes = b""
+        plain_json: bool | None = None
         async for data in resp.chunks():
-            if not first_bytes:
-                first_bytes = data[:1]
-                if first_bytes == b"{":  # the server ignored stream=true and sent JSON
-                    return self._parse_json(data + await resp.read(), t_sent)
+            if plain_json is None and data:
+                plain_json = data.lstrip()[:1] == b"{"  # the server ignored stream=true
             buffer += data
+            if plain_json:
+                continue
             while True:
                 cut = buffer.find(b"\n")
                 if cut < 0:
@@ -221,6 +221,8 @@ class EndpointClient:
                         finish = choice["finish_reason"]
             if saw_done:
                 break
+        if plain_json:
+            return self._parse_json(buffer, t_sent)
         t_done = time.perf_counter()
         text = "".join(parts)
         if not text:

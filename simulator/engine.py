@@ -122,22 +122,27 @@ class Engine:
         return self._stop.is_set()
 
     async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        last: tuple[dict[str, Any], StoreStats] | None = None
         for index, qps in enumerate(self.config.qps):
             if self.stopped:
                 break
-            record = await self._run_step(index, qps)
-            self.step_records.append(record)
-            if on_step:
-                on_step(record)
+            if last is not None and on_step:
+                on_step(last[0])
+            store_before = self.store.stats.snapshot()
+            last = (await self._run_step(index, qps, store_before), store_before)
+            self.step_records.append(last[0])
         await self._drain()
+        if last is not None:  # the last step's turns finish in the drain: count their writes
+            last[0]["store"] = self.store.stats.minus(last[1]).as_dict()
+            if on_step:
+                on_step(last[0])
         return self.step_records
 
     # -- schedule --------------------------------------------------------------------
-    async def _run_step(self, index: int, qps: float) -> dict[str, Any]:
+    async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
         cfg = self.config
         self._step = index
         self._counters = StepCounters(live_max=self._live)
-        store_before = self.store.stats.snapshot()
         start = time.perf_counter()
         self._measure_from = start + cfg.warmup_s
         p = self.progress

@@ -101,7 +101,7 @@ class _HttpxResponse:
         self.status = resp.status_code
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._resp.aiter_raw():
+        async for chunk in self._resp.aiter_bytes():
             yield chunk
 
     async def read(self) -> bytes:

@@ -1,4 +1,4 @@
 from simulator.cli import target_command
 
 if __name__ == "__main__":
-    target_command(prog_name="convsim target", auto_envvar_prefix="CONVSIM_TARGET")
+    target_command(prog_name="convsim target")

@@ -7,6 +7,8 @@ import dataclasses
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from aiohttp import web
 
@@ -34,6 +36,20 @@ async def serve(config: TargetConfig, host: str = "127.0.0.1", port: int = 0, re
         print(f"{READY_PREFIX}http://{host}:{bound}/v1", flush=True)
     try:
         await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def serving(config: TargetConfig, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve the target in the running loop on a free port; yields its base URL."""
+    runner = web.AppRunner(ReferenceTarget(config).app(), access_log=None, handle_signals=False,
+                           shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    try:
+        yield f"http://{host}:{runner.addresses[0][1]}/v1"
     finally:
         await runner.cleanup()
 

@@ -1,0 +1,83 @@
+"""Statistics and the scorecard from records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoring import build_scorecard, summarize, verdict, wilson
+from scoring.records import RECORD_VERSION
+from scoring.render import WRITERS
+
+
+@given(st.integers(0, 500), st.integers(1, 500))
+def test_wilson_interval_holds_the_estimate(successes: int, extra: int) -> None:
+    total = successes + extra
+    low, high = wilson(successes, total)
+    assert 0.0 <= low <= successes / total <= high <= 1.0
+
+
+def test_wilson_known_value() -> None:
+    low, high = wilson(0, 10)
+    assert low == 0.0 and abs(high - 0.2775) < 1e-3
+
+
+def test_summary_matches_numpy_and_cv_interval_covers_truth() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(200, 20, size=3000)  # true CV 0.10
+    sessions = np.repeat(np.arange(600), 5)
+    s = summarize(values, sessions)
+    assert s is not None
+    assert abs(s.p99 - np.percentile(values, 99)) < 1e-3 and abs(s.mean - values.mean()) < 1e-3
+    assert s.cv_ci95 is not None and s.cv_ci95[0] < 0.10 < s.cv_ci95[1]
+    assert s.cv_ci95[1] - s.cv_ci95[0] < 0.01
+
+
+def test_session_bootstrap_is_wider_when_sessions_differ() -> None:
+    rng = np.random.default_rng(1)
+    per_session = rng.normal(200, 40, size=100)  # sessions differ a lot, turns within one barely
+    values = np.repeat(per_session, 10) + rng.normal(0, 2, size=1000)
+    clustered = summarize(values, np.repeat(np.arange(100), 10))
+    naive = summarize(values, None)
+    assert clustered and naive and clustered.cv_ci95 and naive.cv_ci95
+    assert clustered.cv_ci95[1] - clustered.cv_ci95[0] > 2 * (naive.cv_ci95[1] - naive.cv_ci95[0])
+
+
+def test_verdict_modes() -> None:
+    assert verdict(0, 0.08, False)["status"] == "pass"
+    assert verdict(0, 0.12, False)["status"] == "breach"
+    assert verdict(1, 0.12, False)["status"] == "alert"
+    assert verdict(1, 0.27, False)["status"] == "breach"
+    assert verdict(2, 0.27, True) | {"reasons": []} == {"mode": "recovery", "cv_threshold": 0.30, "status": "alert", "reasons": []}
+
+
+def turn(step: int, sched: float, status: str = "ok", latency: float = 100.0, session: str = "s") -> dict[str, Any]:
+    return {"kind": "turn", "v": RECORD_VERSION, "step": step, "session": session, "t_sched": sched,
+            "t_sent": sched + 1, "t_first": sched + 20, "t_done": sched + 1 + latency, "status": status}
+
+
+def test_scorecard_from_records(tmp_path: Path) -> None:
+    lines = [turn(0, 500.0 + i) for i in range(10)]  # warm-up: excluded
+    lines += [turn(0, 1000.0 + 10 * i, session=f"s{i % 7}", latency=100 + i) for i in range(100)]
+    lines += [turn(0, 2000.0 + i, status="timeout") for i in range(4)]
+    lines.append({"kind": "step", "v": RECORD_VERSION, "step": 0, "qps_target": 100.0, "arrival": "constant",
+                  "t_start": 0.0, "t_end": 3000.0, "warmup_s": 1.0, "window_s": 2.0, "slots": 300, "unserved": 3,
+                  "unserved_measured": 2, "sessions": {"started": 7, "completed": 0, "live_max": 7},
+                  "store": {"writes": 104, "conflicts": 0, "retries": 0, "lost_updates": 0, "expired": 0}})
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    card = build_scorecard(path, {"run_id": "r1", "config": {"seed": 0}})
+    step = card["steps"][0]
+    assert step["turns"] == 104 and step["ok"] == 100 and step["qps_achieved"] == 52.0
+    assert step["errors"]["by_class"]["timeout"] == 4 and abs(step["errors"]["rate"] - 4 / 104) < 1e-6
+    assert step["latency_ms"]["p50"] == 149.5 and step["unserved_slots"] == 2
+    assert step["dispatch_lag_ms"]["p99"] == 1.0 and step["ttft_ms"]["p50"] == 19.0
+    md = WRITERS["md"]().render(card)
+    assert "| 100 QPS |" in md and "52.0" in md
+    assert json.loads(WRITERS["json"]().render(card))["schema"] == "convsim.scorecard/1"
+    assert "latency CV" in WRITERS["terminal"]().render(card)

@@ -1,0 +1,126 @@
+"""`convsim` as a user runs it: bad input gets one line and exit 2, a run gets a scorecard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.target import TargetConfig, TargetProcess
+
+CONVSIM = [sys.executable, "-c", "from simulator.cli import main; main()"]
+
+
+def convsim(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CONVSIM, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("convsim: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--qps", "50,abc"], "'abc' is not a number"),
+        (["--qps", "0"], "positive rate"),
+        (["--duration", "-5"], "--duration"),
+        (["--warmup", "10", "--duration", "5"], "--warmup"),
+        (["--arrival", "burst"], "--arrival"),
+    ],
+)
+def test_bad_flags(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = convsim("run", *args, "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_flags_read_from_environment(tmp_path: Path) -> None:
+    result = convsim("run", "--out", str(tmp_path / "o"), env={"CONVSIM_QPS": "abc"})
+    assert_one_line_error(result, "'abc' is not a number")
+
+
+def test_invalid_persona_file_stops_before_load(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("id: x\nfacts:\n  order: {pattern: '[0-9]{5}'}\nturns:\n  - user: hi\n  - user: order?\n    expect: [ordr]\n")
+    result = convsim("run", "--personas", str(bad), "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, f"{bad}:7", "turns[1].expect", "ordr")
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_unreachable_target(tmp_path: Path) -> None:
+    result = convsim("run", "--target", "http://127.0.0.1:1/v1", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "--target http://127.0.0.1:1/v1", "not reachable")
+    assert not (tmp_path / "o" / "records.jsonl").exists()
+
+
+def test_wrong_model_name(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="served-model", service_ms=0)) as target:
+        result = convsim("run", "--target", target.base_url, "--model", "nope", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "'nope'", "served-model")
+
+
+def test_bad_redis_url_hides_password(tmp_path: Path) -> None:
+    result = convsim("run", "--redis-url", "redis://u:hunter2@127.0.0.1:1/0", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "Redis")
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_unwritable_out(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = convsim("run", "--out", str(blocker / "run"))
+    assert_one_line_error(result, "--out", "cannot write")
+
+
+def test_help_teaches() -> None:
+    result = convsim("run", "--help")
+    assert result.returncode == 0
+    for flag in ("--qps", "--target", "--think-time", "--redis-url", "--stream / --no-stream", "open loop"):
+        assert flag in result.stdout
+
+
+@pytest.mark.slow
+def test_first_run_writes_a_scorecard_and_keeps_the_key_secret(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = convsim("run", "--qps", "20,40", "--duration", "2", "--warmup", "0.5", "--out", str(out),
+                     env={"OPENAI_API_KEY": "sk-topsecret-123"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["schema"] == "convsim.scorecard/1"
+    assert [s["qps_target"] for s in card["steps"]] == [20.0, 40.0]
+    assert all(s["ok"] > 0 and s["latency_ms"]["p50"] > 100 for s in card["steps"])
+    assert card["target"]["builtin"] is True
+    assert "40 QPS" in result.stdout and "latency CV" in result.stdout
+    for name in ("records.jsonl", "run.json", "scorecard.json", "scorecard.md"):
+        assert "sk-topsecret-123" not in (out / name).read_text()
+    assert json.loads((out / "run.json").read_text())["config"]["api_key_set"] is True
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_scores_what_ran_and_exits_130(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*CONVSIM, "run", "--qps", "30,60", "--duration", "30", "--warmup", "0.5",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (out / "records.jsonl").exists() or (out / "records.jsonl").stat().st_size < 2000:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    card = json.loads((out / "scorecard.json").read_text())
+    assert card["interrupted"] is True and len(card["steps"]) == 1 and card["steps"][0]["ok"] > 0
