@@ -26,15 +26,16 @@ def _parse(pattern: str) -> list[tuple[str, int, int]]:
             end = pattern.find("]", i + 1)
             if end == -1:
                 raise PatternError(f"unclosed '[' at position {i}")
-            body, chars, j = pattern[i + 1 : end], [], 0
+            body, j = pattern[i + 1 : end], 0
+            chars: list[str] = []
             if not body:
                 raise PatternError(f"empty class at position {i}")
             while j < len(body):
                 if j + 2 < len(body) and body[j + 1] == "-":
-                    lo, hi = body[j], body[j + 2]
-                    if ord(lo) > ord(hi):
-                        raise PatternError(f"bad range {lo}-{hi}")
-                    chars.extend(chr(c) for c in range(ord(lo), ord(hi) + 1))
+                    first, last = body[j], body[j + 2]
+                    if ord(first) > ord(last):
+                        raise PatternError(f"bad range {first}-{last}")
+                    chars.extend(chr(c) for c in range(ord(first), ord(last) + 1))
                     j += 3
                 else:
                     chars.append(body[j])
@@ -78,7 +79,7 @@ def check(pattern: str) -> None:
 
 
 def generate(pattern: str, rng: random.Random) -> str:
-    out = []
+    out: list[str] = []
     for choices, lo, hi in _parse(pattern):
         out.extend(rng.choice(choices) for _ in range(rng.randint(lo, hi)))
     return "".join(out)

@@ -15,7 +15,7 @@ import orjson
 
 RECORD_VERSION = 1
 TURN_FIELDS = (
-    "step", "session", "group", "persona", "replica", "turn", "user", "expect",
+    "step", "measured", "session", "group", "persona", "replica", "turn", "user", "expect",
     "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
     "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "version",
 )
@@ -43,7 +43,8 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
 def read_run(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(turn records, step records) of one records.jsonl."""
-    turns, steps = [], []
+    turns: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
     for record in iter_records(path):
         (steps if record.get("kind") == "step" else turns).append(record)
     return turns, steps

@@ -41,7 +41,12 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
                seed: int = 0) -> dict[str, Any]:
     window_start = step["t_start"] + step["warmup_s"] * 1000.0
     window_end = step["t_end"]
-    measured = [t for t in turns if t["step"] == step["step"] and window_start <= t["t_sched"] < window_end]
+    # The engine marks each turn measured or warm-up when it dispatches it; the time test
+    # is only for records that lack the mark.
+    measured = [
+        t for t in turns
+        if t["step"] == step["step"] and t.get("measured", window_start <= t["t_sched"] < window_end)
+    ]
     ok = [t for t in measured if t["status"] == "ok"]
     failed = len(measured) - len(ok)
     window_s = step["window_s"]

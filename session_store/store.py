@@ -175,7 +175,8 @@ class RedisSessionStore:
         if version is None or payload is None:
             raise SessionNotFound(session_id)
         try:
-            state = SessionState.from_bytes(payload, int(version), int(stamp or 0))
+            data = payload.encode() if isinstance(payload, str) else payload
+            state = SessionState.from_bytes(data, int(version), int(stamp or 0))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptState(key, str(exc)) from None
         if state.version < floor:

@@ -153,6 +153,43 @@ _env_names(target_command, "CONVSIM_TARGET")
 cli.add_command(target_command)
 
 
+@cli.command("bench")
+@click.option("--duration", type=POSITIVE, default=10.0, show_default=True, help="Seconds per measurement.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
+@click.option("--rates", default="500,1000", show_default=True, callback=_qps, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
+def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -> None:
+    """Measure what this machine can generate: the engine's one-process ceiling with the
+    store on, a bare aiohttp sender's in the same run (the ratio is the figure), and the
+    dispatch lag at given rates. The target is the reference target at zero delay, in its
+    own process; Redis is a private server.
+    """
+    import asyncio
+
+    from session_store import EmbeddedRedis
+    from simulator.bench import BENCH_MODEL, OFFERED_RATE, bare_sender, engine_run
+    from simulator.runner import _run_loop
+    from simulator.target import TargetConfig, TargetProcess
+
+    target_config = TargetConfig(model=BENCH_MODEL, service_ms=0, capacity=0)
+    out = Console()
+    with EmbeddedRedis() as redis, TargetProcess(target_config) as target:
+        out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
+
+        async def measure() -> None:
+            ceiling = await engine_run(target.base_url, redis.url, OFFERED_RATE, duration, concurrency, 0.0)
+            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok / ceiling.window_s:,.0f} turns/s")
+            bare = await bare_sender(target.base_url, duration, concurrency)
+            out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
+            out.print(f"ratio engine / bare:                         {ceiling.ok / ceiling.window_s / bare:.2f}")
+            for rate in rates:
+                figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0)
+                out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
+                          f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
+            await asyncio.sleep(0)
+
+        _run_loop(measure())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage and setup errors become one line on stderr and exit 2."""
     try:

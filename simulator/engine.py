@@ -56,6 +56,7 @@ class StepCounters:
     started: int = 0
     completed: int = 0
     live_max: int = 0
+    live_min_measured: int | None = None  # lowest live-session count inside the measured window
 
 
 @dataclass
@@ -172,6 +173,8 @@ class Engine:
                 break
             self._dispatch(due)
         else:
+            # A scheduler that fell behind ends late: the window is what really ran.
+            end = max(end, clock())
             remaining = end - clock()
             if remaining > 0:
                 try:
@@ -186,7 +189,8 @@ class Engine:
             "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
             "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
-            "sessions": {"started": c.started, "completed": c.completed, "live_max": c.live_max},
+            "sessions": {"started": c.started, "completed": c.completed, "live_max": c.live_max,
+                         "live_min_measured": c.live_min_measured},
             "store": self.store.stats.minus(store_before).as_dict(),
         }
 
@@ -196,16 +200,17 @@ class Engine:
     def _dispatch(self, due: float) -> None:
         c = self._counters
         c.slots += 1
+        measured = due >= self._measure_from
         session = self._take_ready(due)
         if session is None:
             session = self._start_group()
         if session is None:
             c.unserved += 1
             self.progress.unserved += 1
-            if due >= self._measure_from:
+            if measured:
                 c.unserved_measured += 1
             return
-        task = asyncio.create_task(self._turn(session, due, self._step))
+        task = asyncio.create_task(self._turn(session, due, self._step, measured))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -241,7 +246,7 @@ class Engine:
         return sessions[0]
 
     # -- one turn --------------------------------------------------------------------
-    async def _turn(self, session: LiveSession, due: float, step: int) -> None:
+    async def _turn(self, session: LiveSession, due: float, step: int, measured: bool) -> None:
         state, script, profile = session.state, session.script, session.profile
         turn = script.turns[state.turn]
         user_text = render(turn.user, state.facts)
@@ -277,7 +282,7 @@ class Engine:
         if status != "ok":
             p.errors += 1
         self.recorder.write({
-            "kind": "turn", "step": step, "session": state.id, "group": session.group,
+            "kind": "turn", "step": step, "measured": measured, "session": state.id, "group": session.group,
             "persona": script.id, "replica": state.replica, "turn": state.turn - 1, "user": user_text,
             "expect": {name: state.facts[name] for name in turn.expect},
             "t_sched": self._ms(due), "t_sent": self._ms(completion.t_sent if completion else t_sent),
@@ -292,10 +297,15 @@ class Engine:
         })
         if state.turn >= len(script.turns) or end_session:
             self._live -= 1
-            self._counters.completed += 1
+            c = self._counters
+            c.completed += 1
             p.live_sessions = self._live
+            if step == self._step and measured:
+                c.live_min_measured = self._live if c.live_min_measured is None else min(c.live_min_measured, self._live)
         else:
-            ready_at = time.perf_counter() + self._rng.expovariate(1.0 / session.think_s) if session.think_s > 0 else 0.0
+            ready_at = time.perf_counter()
+            if session.think_s > 0:
+                ready_at += self._rng.expovariate(1.0 / session.think_s)
             heapq.heappush(self._ready, (ready_at, next(self._seq), session))
 
     async def _save(self, state: SessionState) -> str:

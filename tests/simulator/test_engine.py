@@ -54,6 +54,10 @@ def test_open_loop_run_records_every_slot_and_writes_state(tmp_path: Path, redis
     for t in sorted(turns, key=lambda t: (t["session"], t["turn"])):
         versions[t["session"]].append(t["version"])
     assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
+    # every slot of the measured window is counted once, warm-up slots never
+    card = build_scorecard(tmp_path / "records.jsonl", {"run_id": "x", "config": {"seed": 0}})
+    for scored in card["steps"]:
+        assert scored["turns"] + scored["unserved_slots"] == round(scored["qps_target"] * (1.5 - 0.3))
 
 
 def test_replicas_share_facts_and_probes_carry_expected_values(tmp_path: Path, redis_url: str) -> None:

@@ -87,3 +87,24 @@ def test_models_route_and_separate_process() -> None:
     with TargetProcess(TargetConfig(**FAST)) as target:
         assert target.base_url.startswith("http://127.0.0.1:")
         assert run(go(target.base_url)) == ["m"]
+
+
+def test_overload_truncation_drops_old_history() -> None:
+    """Above N requests in flight the target keeps only the newer half of the history."""
+    import asyncio
+
+    async def go() -> list[str]:
+        config = TargetConfig(model="m", service_ms=200, service_cv=0, truncate_above=3)
+        async with serving(config) as url:
+            client = EndpointClient(url, "m", timeout_s=5)
+            try:
+                history = [PLANT, *FILLER, *FILLER, PROBE]
+                results = await asyncio.gather(*(client.complete(history) for _ in range(8)))
+                return [r.text for r in results]
+            finally:
+                await client.aclose()
+
+    texts = run(go())
+    assert any("48213" not in t for t in texts)
+    lone = ask(TargetConfig(model="m", service_ms=0, truncate_above=3), [PLANT, *FILLER, *FILLER, PROBE])
+    assert "48213" in lone

@@ -1,0 +1,93 @@
+"""`convsim bench`: what this machine can generate, measured in one run.
+
+1. The engine's one-process ceiling: turns/s against a zero-delay reference target with the
+   Redis store and the record writer on (the whole hot path), with the offered rate far
+   above what can be served and a fixed session pool, so the pool, not the clock, limits it.
+2. A bare aiohttp sender against the same target, same concurrency, same request shape:
+   the reference a load generator cannot beat. The ratio is the figure.
+3. Dispatch lag (sent - scheduled) p50/p99 of the engine at the given open-loop rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from personas import builtin_personas
+from scoring import quantiles, read_run
+from session_store import RedisSessionStore
+from simulator.client import EndpointClient
+from simulator.config import RunConfig
+from simulator.engine import Engine
+from simulator.recorder import RecordWriter
+
+BENCH_MODEL = "bench-model"
+OFFERED_RATE = 20_000.0  # far above what one process serves: the session pool limits the rate
+
+
+@dataclass(frozen=True)
+class EngineFigures:
+    rate: float
+    achieved: float
+    ok: int
+    window_s: float
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+
+
+async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: float, sessions: int,
+                     think_s: float) -> EngineFigures:
+    config = RunConfig(qps=(qps,), model=BENCH_MODEL, duration_s=duration_s, warmup_s=min(1.0, duration_s / 4),
+                       think_time_s=think_s, max_sessions=sessions, replicas=1, timeout_s=30.0)
+    run_id = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="convsim-bench-") as folder:
+        records = Path(folder) / "records.jsonl"
+        client = EndpointClient(base_url, BENCH_MODEL, timeout_s=30.0)
+        store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=600, pool_size=min(512, sessions))
+        await store.ping()
+        writer = RecordWriter(records)
+        try:
+            engine = Engine(config, client, store, builtin_personas(), writer, run_id)
+            steps = await engine.run(on_step=writer.write)
+        finally:
+            writer.close()
+            await client.aclose()
+            await store.aclose()
+        turns, _ = read_run(records)
+    step = steps[0]
+    start = step["t_start"] + step["warmup_s"] * 1000
+    measured = [t for t in turns if start <= t["t_sched"] < step["t_end"]]
+    lag = quantiles([t["t_sent"] - t["t_sched"] for t in measured], ("p50", "p99")) or {}
+    return EngineFigures(qps, len(measured) / step["window_s"], sum(t["status"] == "ok" for t in measured),
+                         step["window_s"], lag.get("p50"), lag.get("p99"))
+
+
+async def bare_sender(base_url: str, duration_s: float, concurrency: int) -> float:
+    """Requests/s of plain aiohttp loops: same target, same streaming request, no store."""
+    body = orjson.dumps({"model": BENCH_MODEL, "stream": True, "stream_options": {"include_usage": True},
+                         "messages": [{"role": "user", "content": "Hi, my name is Ann and my order number is 12345."}]})
+    url = f"{base_url}/chat/completions"
+    done = 0
+    warm_until = time.perf_counter() + min(1.0, duration_s / 4)
+    stop_at = warm_until + duration_s - min(1.0, duration_s / 4)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def loop() -> None:
+            nonlocal done
+            while (now := time.perf_counter()) < stop_at:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    async for _ in resp.content.iter_any():
+                        pass
+                if now >= warm_until:
+                    done += 1
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return done / (stop_at - warm_until)
