@@ -163,11 +163,9 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
     dispatch lag at given rates. The target is the reference target at zero delay, in its
     own process; Redis is a private server.
     """
-    import asyncio
-
     from session_store import EmbeddedRedis
     from simulator.bench import BENCH_MODEL, OFFERED_RATE, bare_sender, engine_run
-    from simulator.runner import _run_loop
+    from simulator.runner import run_event_loop
     from simulator.target import TargetConfig, TargetProcess
 
     target_config = TargetConfig(model=BENCH_MODEL, service_ms=0, capacity=0)
@@ -185,9 +183,8 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
                 figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0)
                 out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
                           f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
-            await asyncio.sleep(0)
 
-        _run_loop(measure())
+        run_event_loop(measure())
 
 
 def main(argv: list[str] | None = None) -> None:

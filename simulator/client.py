@@ -145,7 +145,7 @@ class EndpointClient:
                     if stream:
                         return await self._read_stream(resp, t_sent)
                     return self._parse_json(await resp.read(), t_sent)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
             raise EndpointTimeout(f"no complete answer within {self.timeout_s:g} s") from None
 
     def _parse_json(self, raw: bytes, t_sent: float) -> Completion:
@@ -237,10 +237,3 @@ class EndpointClient:
             finish_reason=finish, saw_done=saw_done,
         )
 
-
-async def cancel_safely(task: "asyncio.Task[Any]") -> None:
-    task.cancel()
-    try:
-        await task
-    except BaseException:  # noqa: BLE001 - we only want it finished
-        pass

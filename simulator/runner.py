@@ -172,7 +172,7 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
         }
         started = time.perf_counter()
         try:
-            interrupted = _run_loop(drive(config, scripts, out, run_info, base_url, redis_url, console))
+            interrupted = run_event_loop(drive(config, scripts, out, run_info, base_url, redis_url, console))
         except StoreUnavailable as exc:
             raise UsageError(f"--redis-url: {exc}") from None
         err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
@@ -185,7 +185,7 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
 
-def _run_loop(coro: Any) -> Any:
+def run_event_loop(coro: Any) -> Any:
     try:
         import uvloop
 
