@@ -17,7 +17,7 @@ RECORD_VERSION = 1
 TURN_FIELDS = (
     "step", "measured", "session", "group", "persona", "replica", "turn", "user", "expect",
     "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
-    "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "version",
+    "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "store_error", "version",
 )
 
 

@@ -70,6 +70,7 @@ def rows(scorecard: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         line("unserved slots", lambda s: _fmt(s["unserved_slots"])),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
         line("store writes / conflicts / lost", lambda s: "{writes} / {conflicts} / {lost_updates}".format(**s["store"])),
+        line("sessions with state lost", lambda s: _fmt(s["store"].get("state_lost"))),
         line("verdict", lambda s: STATUS_MARK.get(s["verdict"]["status"], s["verdict"]["status"])),
     ]
     return header, table

@@ -58,6 +58,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     lag = [t["t_sent"] - t["t_sched"] for t in measured]
     store_stats = dict(step["store"])
     store_stats.setdefault("expired", 0)
+    store_stats["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
     cv = latency.cv if latency else None
     return {
         "qps_target": step["qps_target"],

@@ -47,9 +47,12 @@ def die_with_parent() -> None:
 class EmbeddedRedis:
     """Start with `start()`, connect with `url`, stop with `stop()` (or use as a context)."""
 
-    def __init__(self, binary: str | None = None, maxmemory_mb: int | None = None) -> None:
+    def __init__(self, binary: str | None = None, maxmemory_mb: int | None = None, port: int = 0,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self._binary = binary or find_redis_server()
         self._maxmemory_mb = maxmemory_mb
+        self._extra_args = extra_args
+        self.port = port
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.socket_path = ""
@@ -65,19 +68,22 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
         if not self._binary:
             raise StoreUnavailable(f"no Redis server found: {HOW_TO_GET_REDIS}")
-        self._dir = tempfile.TemporaryDirectory(prefix="convsim-redis-")
-        self.socket_path = str(Path(self._dir.name) / "redis.sock")
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="convsim-redis-")
+            self.socket_path = str(Path(self._dir.name) / "redis.sock")
+            atexit.register(self.stop)
         args = [
-            self._binary, "--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700",
+            self._binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--unixsocket", self.socket_path, "--unixsocketperm", "700",
             "--save", "", "--appendonly", "no", "--dir", self._dir.name, "--daemonize", "no",
             "--maxclients", "10000", "--loglevel", "warning",
         ]
         if self._maxmemory_mb:
             args += ["--maxmemory", f"{self._maxmemory_mb}mb"]
+        args += list(self._extra_args)
         self._proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
         )
-        atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -95,15 +101,22 @@ class EmbeddedRedis:
                 sock.settimeout(0.5)
                 sock.connect(self.socket_path)
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up, maybe password-protected
         except OSError:
             return False
 
     def kill(self) -> None:
-        """Kill the server abruptly (tests of restarts use this)."""
+        """Kill the server abruptly, keeping its socket path for `start` (restart tests)."""
         if self._proc and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        if self._proc and self._proc.stderr:
+            self._proc.stderr.close()
+
+    def restart(self) -> None:
+        """Kill and start again on the same socket: all data is gone, as after a crash."""
+        self.kill()
+        self.start()
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

@@ -1,22 +1,36 @@
 """The Redis session store: versioned compare-and-set done inside Redis, with a TTL.
 
 Each session is one hash ``{prefix}:{run}:{<session>}`` with fields ``v`` (version),
-``d`` (payload) and ``u`` (server time of the last write, ms). The braces are a Redis
-Cluster hash tag, so everything of one session lives in one slot. A write is one Lua
-script call: it compares the version, writes, bumps the version and refreshes the TTL in
-a single round trip, so no interleaving of writers can lose an update.
+``d`` (payload), ``u`` (server time of the last write, ms) and ``t`` (the token of the
+write that made this version). The braces are a Redis Cluster hash tag, so everything of
+one session lives in one slot. A write is one Lua script call: it compares the version,
+writes, bumps the version and refreshes the TTL in a single round trip, so no interleaving
+of writers can lose an update.
+
+Connections drop and servers restart. Every operation retries such failures with jittered
+backoff for a bounded time (`unavailable_after_s`), then raises `StoreUnavailable`. A write
+whose reply was lost may have been applied: its retry carries the same token, and the script
+recognises its own write (version already bumped by this token) instead of reporting a
+conflict, so a retried write is applied exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import random
+import time
 from dataclasses import dataclass, fields
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from session_store.errors import (
     CorruptState,
@@ -30,24 +44,31 @@ from session_store.state import SessionState
 DEFAULT_TTL_S = 1800.0
 DEFAULT_RETRIES = 8
 DEFAULT_POOL_SIZE = 64
+DEFAULT_UNAVAILABLE_AFTER_S = 15.0
 KEY_PREFIX = "convsim"
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+T = TypeVar("T")
 
-# KEYS[1] = state key; ARGV = expected version, payload, ttl in ms (0 = no expiry).
-# Returns {new_version, server_ms} on success, {-1, 0} when the key is missing but a
+# KEYS[1] = state key; ARGV = expected version, payload, ttl in ms (0 = no expiry), token.
+# Returns {new_version, server_ms} on success (also when this token's write is already
+# there: a retry of a write whose reply was lost), {-1, 0} when the key is missing but a
 # version > 0 was expected, {-2, current} on a version mismatch.
 CAS_SCRIPT = """
-local cur = redis.call('HGET', KEYS[1], 'v')
+local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
 local expected = tonumber(ARGV[1])
-if cur then
-  cur = tonumber(cur)
-  if cur ~= expected then return {-2, cur} end
+if cur[1] then
+  local v = tonumber(cur[1])
+  if v ~= expected then
+    if v == expected + 1 and cur[2] == ARGV[4] then return {v, tonumber(cur[3])} end
+    return {-2, v}
+  end
 elseif expected ~= 0 then
   return {-1, 0}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nv = expected + 1
-redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2], 'u', now)
+redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2], 'u', now, 't', ARGV[4])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
 return {nv, now}
@@ -56,17 +77,25 @@ return {nv, now}
 
 @dataclass
 class StoreStats:
-    """Counters the scorecard reports; `snapshot` and `minus` give per-step deltas."""
+    """Counters the scorecard reports; `snapshot` and `minus` give per-step deltas.
+
+    `expired` counts writes that found their session gone (TTL expiry, eviction, a Redis
+    restart); `lost_updates` counts stored versions found below one already seen;
+    `reconnects` counts operations retried after a dropped connection; `unavailable`
+    counts operations given up after `unavailable_after_s`.
+    """
 
     writes: int = 0
     conflicts: int = 0
     retries: int = 0
     lost_updates: int = 0
     expired: int = 0
-    errors: int = 0
+    reconnects: int = 0
+    unavailable: int = 0
+    corrupt: int = 0
 
     def snapshot(self) -> "StoreStats":
-        return StoreStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+        return StoreStats(**self.as_dict())
 
     def minus(self, earlier: "StoreStats") -> "StoreStats":
         return StoreStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
@@ -95,35 +124,68 @@ class RedisSessionStore:
         ttl_s: float | None = DEFAULT_TTL_S,
         prefix: str = KEY_PREFIX,
         url_for_errors: str = "redis",
+        unavailable_after_s: float = DEFAULT_UNAVAILABLE_AFTER_S,
     ) -> None:
         self._redis = client
         self._run_id = run_id
         self._ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
         self._prefix = prefix
         self._where = url_for_errors
+        self._unavailable_after_s = unavailable_after_s
         self._sha: str | None = None
         self._seen: dict[str, int] = {}
+        self._tokens = itertools.count()
+        self._token_prefix = f"{os.getpid():x}.{random.getrandbits(32):x}."
         self.stats = StoreStats()
 
     @classmethod
     def from_url(cls, url: str, run_id: str, ttl_s: float | None = DEFAULT_TTL_S,
-                 pool_size: int = DEFAULT_POOL_SIZE) -> "RedisSessionStore":
+                 pool_size: int = DEFAULT_POOL_SIZE,
+                 unavailable_after_s: float = DEFAULT_UNAVAILABLE_AFTER_S) -> "RedisSessionStore":
+        """redis://, rediss:// (TLS) or unix:// URL, with user and password if the server wants them."""
         try:
-            pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=30)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=pool_size, timeout=30, socket_connect_timeout=5,
+                retry=Retry(NoBackoff(), 0),  # retries are ours: bounded, with backoff, idempotent
+            )
         except (ValueError, RedisError) as exc:
-            raise StoreUnavailable(f"bad Redis URL {redact_url(url)}: {exc}") from None
-        return cls(aioredis.Redis(connection_pool=pool), run_id, ttl_s, url_for_errors=redact_url(url))
+            raise StoreUnavailable(f"bad Redis URL {redact_url(url)}: {_clean(exc, url)}") from None
+        return cls(aioredis.Redis(connection_pool=pool), run_id, ttl_s, url_for_errors=redact_url(url),
+                   unavailable_after_s=unavailable_after_s)
 
     def key(self, session_id: str) -> str:
         return f"{self._prefix}:{self._run_id}:{{{session_id}}}"
 
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis operation, retrying dropped connections for a bounded time."""
+        deadline: float | None = None
+        delay = 0.01
+        while True:
+            try:
+                return await operation()
+            except NoScriptError:
+                raise
+            except _TRANSIENT as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self._unavailable_after_s
+                if now >= deadline:
+                    self.stats.unavailable += 1
+                    raise StoreUnavailable(
+                        f"Redis at {self._where} unavailable for {self._unavailable_after_s:g} s: {_clean(exc)}"
+                    ) from None
+                self.stats.reconnects += 1
+                await asyncio.sleep(min(delay, deadline - now) * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 0.5)
+            except RedisError as exc:
+                raise StoreUnavailable(f"Redis at {self._where}: {_clean(exc)}") from None
+
     async def ping(self) -> None:
-        """Check the server answers and load the script; raises StoreUnavailable."""
+        """Check the server answers and load the script; raises StoreUnavailable at once."""
         try:
             await self._redis.ping()
             self._sha = await self._redis.script_load(CAS_SCRIPT)
-        except RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self._where} is not reachable: {exc}") from None
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis at {self._where} is not reachable: {_clean(exc)}") from None
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -133,21 +195,21 @@ class RedisSessionStore:
         """Write a new session; VersionConflict if it exists already."""
         return await self.compare_and_set(state, 0)
 
+    async def _evalsha(self, key: str, expected: int, payload: bytes, token: str) -> Any:
+        if self._sha is None:
+            self._sha = await self._redis.script_load(CAS_SCRIPT)
+        try:
+            return await self._redis.evalsha(self._sha, 1, key, expected, payload, self._ttl_ms, token)
+        except NoScriptError:  # the server restarted or flushed its script cache
+            self._sha = await self._redis.script_load(CAS_SCRIPT)
+            return await self._redis.evalsha(self._sha, 1, key, expected, payload, self._ttl_ms, token)
+
     async def compare_and_set(self, state: SessionState, expected_version: int) -> int:
         """Write `state` if the stored version is `expected_version`; return the new version."""
         key = self.key(state.id)
         payload = state.to_bytes()
-        try:
-            if self._sha is None:
-                self._sha = await self._redis.script_load(CAS_SCRIPT)
-            try:
-                result = await self._redis.evalsha(self._sha, 1, key, expected_version, payload, self._ttl_ms)
-            except NoScriptError:  # the server restarted or flushed its script cache
-                self._sha = await self._redis.script_load(CAS_SCRIPT)
-                result = await self._redis.evalsha(self._sha, 1, key, expected_version, payload, self._ttl_ms)
-        except RedisError as exc:
-            self.stats.errors += 1
-            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+        token = f"{self._token_prefix}{next(self._tokens)}"
+        result = await self._call(lambda: self._evalsha(key, expected_version, payload, token))
         new_version, stamp = int(result[0]), int(result[1])
         if new_version == -1:
             self.stats.expired += 1
@@ -167,17 +229,14 @@ class RedisSessionStore:
         # Only versions seen before this read was sent must be visible to it: a write that
         # completes while the read is in flight may or may not be, and is no regression.
         floor = self._seen.get(session_id, 0)
-        try:
-            version, payload, stamp = await self._redis.hmget(key, ["v", "d", "u"])
-        except RedisError as exc:
-            self.stats.errors += 1
-            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+        version, payload, stamp = await self._call(lambda: self._redis.hmget(key, ["v", "d", "u"]))
         if version is None or payload is None:
             raise SessionNotFound(session_id)
         try:
             data = payload.encode() if isinstance(payload, str) else payload
             state = SessionState.from_bytes(data, int(version), int(stamp or 0))
         except (ValueError, KeyError, TypeError) as exc:
+            self.stats.corrupt += 1
             raise CorruptState(key, str(exc)) from None
         if state.version < floor:
             self.stats.lost_updates += 1
@@ -195,6 +254,7 @@ class RedisSessionStore:
         """load -> fn(state) -> compare_and_set, retried with jittered backoff on conflict.
 
         `fn` mutates the loaded state and must be safe to run again on a fresh copy.
+        Raises VersionConflict once `retries` retries are spent.
         """
         for attempt in range(retries + 1):
             state = await self.load(session_id)
@@ -209,16 +269,21 @@ class RedisSessionStore:
                 if attempt == retries:
                     raise
                 self.stats.retries += 1
-                await asyncio.sleep(random.uniform(0, backoff_s * (2**attempt)))
+                await asyncio.sleep(random.uniform(0, backoff_s * (2 ** min(attempt, 10))))
         raise AssertionError("unreachable")
 
     async def delete(self, session_id: str) -> None:
-        try:
-            await self._redis.delete(self.key(session_id))
-        except RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from None
+        await self._call(lambda: self._redis.delete(self.key(session_id)))
 
     async def ttl_ms(self, session_id: str) -> int:
-        return int(await self._redis.pttl(self.key(session_id)))
+        return int(await self._call(lambda: self._redis.pttl(self.key(session_id))))
 
 
+def _clean(exc: BaseException, url: str | None = None) -> str:
+    """An exception's message without any password it might quote."""
+    text = str(exc) or type(exc).__name__
+    if url:
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return text

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from personas import PersonaScript, render
 from session_store import (
+    CorruptState,
     RedisSessionStore,
     SessionNotFound,
     SessionState,
@@ -55,6 +56,8 @@ class StepCounters:
     unserved_measured: int = 0
     started: int = 0
     completed: int = 0
+    state_lost: int = 0
+    ended_error: int = 0
     live_max: int = 0
     live_min_measured: int | None = None  # lowest live-session count inside the measured window
 
@@ -133,8 +136,9 @@ class Engine:
             last = (await self._run_step(index, qps, store_before), store_before)
             self.step_records.append(last[0])
         await self._drain()
-        if last is not None:  # the last step's turns finish in the drain: count their writes
+        if last is not None:  # the last step's turns finish in the drain: count them too
             last[0]["store"] = self.store.stats.minus(last[1]).as_dict()
+            last[0]["sessions"] = self._session_figures()
             if on_step:
                 on_step(last[0])
         return self.step_records
@@ -189,10 +193,17 @@ class Engine:
             "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
             "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
-            "sessions": {"started": c.started, "completed": c.completed, "live_max": c.live_max,
-                         "live_min_measured": c.live_min_measured},
+            "sessions": self._session_figures(),
             "store": self.store.stats.minus(store_before).as_dict(),
         }
+
+    def _session_figures(self) -> dict[str, Any]:
+        """Sessions of the current step. started = completed + state_lost + ended_error +
+        the change in live sessions, so every session is accounted for."""
+        c = self._counters
+        return {"started": c.started, "completed": c.completed, "state_lost": c.state_lost,
+                "ended_error": c.ended_error, "on_state_lost": "ended", "live_max": c.live_max,
+                "live_min_measured": c.live_min_measured, "live_end": self._live}
 
     def _ms(self, t: float) -> float:
         return round((t - self.origin) * 1000.0, 3)
@@ -274,8 +285,9 @@ class Engine:
         state.turn += 1
         if state.turn >= len(script.turns) or end_session:
             state.status = "done" if not end_session else status
+        store_error = None
         if completion is not None and status != "cancelled":
-            store_status = await self._save(state)
+            store_status, store_error = await self._save(state)
             if store_status == "lost":
                 end_session = True
         p.done += 1
@@ -293,12 +305,17 @@ class Engine:
             "prompt_tokens": completion.prompt_tokens if completion else None,
             "completion_tokens": completion.completion_tokens if completion else None,
             "finish": completion.finish_reason if completion else None,
-            "store": store_status, "version": state.version,
+            "store": store_status, "store_error": store_error, "version": state.version,
         })
         if state.turn >= len(script.turns) or end_session:
             self._live -= 1
             c = self._counters
-            c.completed += 1
+            if store_status == "lost":
+                c.state_lost += 1
+            elif end_session:
+                c.ended_error += 1
+            else:
+                c.completed += 1
             p.live_sessions = self._live
             if step == self._step and measured:
                 c.live_min_measured = self._live if c.live_min_measured is None else min(c.live_min_measured, self._live)
@@ -308,28 +325,35 @@ class Engine:
                 ready_at += self._rng.expovariate(1.0 / session.think_s)
             heapq.heappush(self._ready, (ready_at, next(self._seq), session))
 
-    async def _save(self, state: SessionState) -> str:
-        """Compare-and-set on the version last written; 'ok', 'conflict', 'lost' or 'error'."""
+    async def _save(self, state: SessionState) -> tuple[str, str | None]:
+        """Compare-and-set on the version last written.
+
+        Returns ('ok' | 'retried' | 'conflict' | 'lost' | 'error', what went wrong). 'ok' and
+        'retried' (written after reloading another writer's version) mean the write landed;
+        'conflict' means retries ran out; 'lost': the stored state vanished, regressed or no
+        longer deserializes (the message names the key).
+        """
         expected = state.version
         for attempt in range(CAS_RETRIES + 1):
             try:
                 await self.store.compare_and_set(state, expected)
-                return "ok" if attempt == 0 else "conflict"
+                return ("ok" if attempt == 0 else "retried"), None
             except VersionConflict:
                 # Another writer moved the session on: keep its history, add our turn.
                 try:
                     stored = await self.store.load(state.id)
-                except SessionStoreError:
-                    return "lost"
+                except (SessionNotFound, StateRegressed, CorruptState) as exc:
+                    return "lost", str(exc)
+                except SessionStoreError as exc:
+                    return "error", str(exc)
                 self.store.stats.retries += 1
-                ours = state.messages[-2:]
-                state.messages = stored.messages + ours
+                state.messages = stored.messages + state.messages[-2:]
                 expected = stored.version
-            except (SessionNotFound, StateRegressed):
-                return "lost"
-            except SessionStoreError:
-                return "error"
-        return "conflict"
+            except (SessionNotFound, StateRegressed) as exc:
+                return "lost", str(exc)
+            except SessionStoreError as exc:
+                return "error", str(exc)
+        return "conflict", f"still conflicting after {CAS_RETRIES} retries"
 
     # -- end -------------------------------------------------------------------------
     async def _drain(self) -> None:

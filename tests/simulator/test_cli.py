@@ -190,3 +190,24 @@ def test_second_ctrl_c_leaves_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     assert proc.wait(timeout=10) == 130
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.slow
+def test_redis_password_never_reaches_files_or_output(tmp_path: Path) -> None:
+    import socket as socket_module
+
+    from session_store import EmbeddedRedis
+
+    with socket_module.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    acl = ("--user", "bob", "on", ">pa55-word-x", "~*", "+@all", "--user", "default", "off")
+    out = tmp_path / "run"
+    with EmbeddedRedis(port=port, extra_args=acl):
+        result = convsim("run", "--qps", "20", "--duration", "1.5", "--warmup", "0.5", "--out", str(out),
+                         "--redis-url", f"redis://bob:pa55-word-x@127.0.0.1:{port}/0", timeout=120)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["redis_url"] == f"redis://bob:***@127.0.0.1:{port}/0"
+    for text in (result.stdout, result.stderr, *(p.read_text() for p in out.iterdir())):
+        assert "pa55-word-x" not in text
