@@ -158,13 +158,13 @@ cli.add_command(target_command)
 @click.option("--concurrency", type=click.IntRange(min=1), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
 @click.option("--rates", default="500,1000", show_default=True, callback=_qps, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
 def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -> None:
-    """Measure what this machine can generate: the engine's one-process ceiling with the
-    store on, a bare aiohttp sender's in the same run (the ratio is the figure), and the
-    dispatch lag at given rates. The target is the reference target at zero delay, in its
+    """Measure what this machine can generate: a bare aiohttp sender's rate, the engine's
+    one-process ceiling with the store on in the same run (the ratio is the figure), and
+    the dispatch lag at given rates. The target is the reference target at zero delay, in its
     own process; Redis is a private server.
     """
     from session_store import EmbeddedRedis
-    from simulator.bench import BENCH_MODEL, OFFERED_RATE, bare_sender, engine_run
+    from simulator.bench import BENCH_MODEL, bare_sender, engine_run, offered_rate
     from simulator.runner import run_event_loop
     from simulator.target import TargetConfig, TargetProcess
 
@@ -174,10 +174,10 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
         out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
 
         async def measure() -> None:
-            ceiling = await engine_run(target.base_url, redis.url, OFFERED_RATE, duration, concurrency, 0.0)
-            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok / ceiling.window_s:,.0f} turns/s")
             bare = await bare_sender(target.base_url, duration, concurrency)
             out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
+            ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0)
+            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok / ceiling.window_s:,.0f} turns/s")
             out.print(f"ratio engine / bare:                         {ceiling.ok / ceiling.window_s / bare:.2f}")
             for rate in rates:
                 figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0)
