@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,13 +11,7 @@ from pathlib import Path
 import pytest
 
 from session_store import EmbeddedRedis, RedisSessionStore, SessionState, StoreUnavailable
-from tests.conftest import run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port, run
 
 
 async def round_trip(url: str) -> int:

@@ -194,13 +194,10 @@ def test_second_ctrl_c_leaves_at_once(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_redis_password_never_reaches_files_or_output(tmp_path: Path) -> None:
-    import socket as socket_module
-
     from session_store import EmbeddedRedis
+    from tests.conftest import free_port
 
-    with socket_module.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     acl = ("--user", "bob", "on", ">pa55-word-x", "~*", "+@all", "--user", "default", "off")
     out = tmp_path / "run"
     with EmbeddedRedis(port=port, extra_args=acl):
