@@ -21,7 +21,9 @@ def wilson(successes: int, total: int, z: float = Z95) -> list[float]:
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends: no rounding dust
+    high = 1.0 if successes == total else min(1.0, centre + half)
+    return [low, high]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def test_wilson_interval_holds_the_estimate(successes: int, extra: int) -> None:
 def test_wilson_known_value() -> None:
     low, high = wilson(0, 10)
     assert low == 0.0 and abs(high - 0.2775) < 1e-3
+    assert wilson(0, 3)[0] == 0.0 and wilson(3, 3)[1] == 1.0  # found by Hypothesis: rounding dust at the ends
 
 
 def test_summary_matches_numpy_and_cv_interval_covers_truth() -> None:
