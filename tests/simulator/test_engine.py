@@ -89,7 +89,7 @@ def test_failing_target_is_measured_not_fatal(tmp_path: Path, redis_url: str) ->
     classes = Counter(t["status"] for t in turns)
     assert classes["ok"] > 0
     assert classes["http_5xx"] > 0 and classes["connect"] > 0 and classes["timeout"] > 0 and classes["protocol"] > 0
-    assert all(t["t_done"] - t["t_sent"] < 400 + 150 for t in turns if t["status"] == "timeout")
+    assert all(t["t_done"] - t["t_sent"] < 400 + 300 for t in turns if t["status"] == "timeout")
     card = build_scorecard(tmp_path / "records.jsonl", {"run_id": "x", "config": {"seed": 0}})
     for step in card["steps"]:
         failed = step["turns"] - step["ok"]
