@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 
 from personas import builtin_personas
-from scoring import quantiles, read_run
+from scoring import read_run, score_step
 from session_store import RedisSessionStore
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
@@ -47,6 +47,11 @@ class EngineFigures:
     lag_p50_ms: float | None
     lag_p99_ms: float | None
 
+    @property
+    def ok_rate(self) -> float:
+        """Successful turns per second of the measured window."""
+        return self.ok / self.window_s if self.window_s > 0 else 0.0
+
 
 async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: float, sessions: int,
                      think_s: float) -> EngineFigures:
@@ -67,12 +72,10 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
             await client.aclose()
             await store.aclose()
         turns, _ = read_run(records)
-    step = steps[0]
-    start = step["t_start"] + step["warmup_s"] * 1000
-    measured = [t for t in turns if start <= t["t_sched"] < step["t_end"]]
-    lag = quantiles([t["t_sent"] - t["t_sched"] for t in measured], ("p50", "p99")) or {}
-    return EngineFigures(qps, len(measured) / step["window_s"], sum(t["status"] == "ok" for t in measured),
-                         step["window_s"], lag.get("p50"), lag.get("p99"))
+    scored = score_step(steps[0], turns, 0, False)  # the scorecard's own window and figures
+    lag = scored["dispatch_lag_ms"] or {}
+    return EngineFigures(qps, scored["qps_achieved"], scored["ok"], scored["window_s"],
+                         lag.get("p50"), lag.get("p99"))
 
 
 async def bare_sender(base_url: str, duration_s: float, concurrency: int) -> float:

@@ -177,8 +177,8 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
             bare = await bare_sender(target.base_url, duration, concurrency)
             out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
             ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0)
-            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok / ceiling.window_s:,.0f} turns/s")
-            out.print(f"ratio engine / bare:                         {ceiling.ok / ceiling.window_s / bare:.2f}")
+            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
+            out.print(f"ratio engine / bare:                         {ceiling.ok_rate / bare:.2f}")
             for rate in rates:
                 figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0)
                 out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
