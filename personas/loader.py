@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from personas.pattern import PatternError, check
-from personas.script import LANGUAGES, PROFILES, FactSpec, PersonaScript, Turn, placeholders
+from personas.script import LANGUAGES, PROFILES, FactSpec, PersonaScript, Turn, placeholders, superseded
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _TOP_KEYS = {"id", "language", "profile", "system", "facts", "turns", "think_time", "weight", "format"}
@@ -126,9 +126,9 @@ def _facts(raw: Any, fail: Any) -> dict[str, FactSpec]:
         kinds = [k for k in ("value", "pool", "pattern") if k in spec]
         if len(kinds) != 1:
             raise fail(where, "give exactly one of value, pool or pattern")
-        extra = sorted(set(spec) - {"value", "pool", "pattern", "aliases"})
+        extra = sorted(set(spec) - {"value", "pool", "pattern", "aliases", "corrects"})
         if extra:
-            raise fail(f"{where}.{extra[0]}", "unknown field; expected value, pool, pattern or aliases")
+            raise fail(f"{where}.{extra[0]}", "unknown field; expected value, pool, pattern, aliases or corrects")
         pool = spec.get("pool")
         if pool is not None and (not isinstance(pool, list) or not pool):
             raise fail(f"{where}.pool", "expected a non-empty list of values")
@@ -138,15 +138,22 @@ def _facts(raw: Any, fail: Any) -> dict[str, FactSpec]:
                 check(str(pattern))
             except PatternError as exc:
                 raise fail(f"{where}.pattern", f"bad pattern: {exc}") from None
-        aliases = spec.get("aliases") or []
-        if not isinstance(aliases, list):
-            raise fail(f"{where}.aliases", "expected a list of strings")
+        value = None if spec.get("value") is None else str(spec["value"])
+        aliases = spec.get("aliases") or {}
+        if isinstance(aliases, list) and value is not None:
+            aliases = {value: aliases}  # a list names other ways to write the one value
+        if not isinstance(aliases, dict) or not all(isinstance(a, list) for a in aliases.values()):
+            raise fail(f"{where}.aliases", "expected a list of strings (for value:) or {VALUE: [ALIAS, ..]}")
+        corrects = spec.get("corrects")
+        if corrects is not None and (corrects not in facts or corrects == name):
+            raise fail(f"{where}.corrects", f"expected the name of a fact defined above this one, got {corrects!r}")
         facts[name] = FactSpec(
             name=name,
-            value=None if spec.get("value") is None else str(spec["value"]),
+            value=value,
             pool=tuple(str(v) for v in pool or ()),
             pattern=None if pattern is None else str(pattern),
-            aliases=tuple(str(a) for a in aliases),
+            aliases={str(k): tuple(str(a) for a in v) for k, v in aliases.items()},
+            corrects=None if corrects is None else str(corrects),
         )
     return facts
 
@@ -179,6 +186,9 @@ def _turns(raw: Any, facts: dict[str, FactSpec], fail: Any) -> tuple[Turn, ...]:
                 raise fail(f"{where}.expect", f"unknown fact {name!r}; known: {', '.join(facts) or 'none'}")
             if name not in planted:
                 raise fail(f"{where}.expect", f"probe of {name!r} before any turn states it; plant it in an earlier turn")
+            newer = [f for f in planted if name in superseded(facts, f)]
+            if newer:
+                raise fail(f"{where}.expect", f"{name!r} was corrected by {newer[0]!r} in an earlier turn; expect {newer[0]!r}")
         turns.append(Turn(user=item["user"], expect=tuple(str(e) for e in expect)))
     return tuple(turns)
 

@@ -28,15 +28,28 @@ class FactSpec:
     value: str | None = None
     pool: tuple[str, ...] = ()
     pattern: str | None = None
-    aliases: tuple[str, ...] = ()
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # value -> other ways to write it
+    corrects: str | None = None  # this fact is a correction of that one: once stated, it wins
 
-    def draw(self, rng: random.Random) -> str:
-        if self.value is not None:
-            return self.value
-        if self.pool:
-            return rng.choice(self.pool)
-        assert self.pattern is not None
-        return generate(self.pattern, rng)
+    def draw(self, rng: random.Random, avoid: str | None = None) -> str:
+        """A value; `avoid` (the corrected fact's value) is redrawn a few times if drawn."""
+        for _ in range(20):
+            if self.value is not None:
+                value = self.value
+            elif self.pool:
+                value = rng.choice(self.pool)
+            else:
+                assert self.pattern is not None
+                value = generate(self.pattern, rng)
+            if value != avoid:
+                break
+        return value
+
+    def header(self) -> dict[str, object]:
+        """What the scoring side needs to recognise this fact's values (records.jsonl head)."""
+        values = (self.value,) if self.value is not None else self.pool
+        return {"pool": list(values), "pattern": self.pattern,
+                "aliases": {v: list(a) for v, a in self.aliases.items()}, "corrects": self.corrects}
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,40 @@ class PersonaScript:
     source: str = "<memory>"
 
     def draw_facts(self, rng: random.Random) -> dict[str, str]:
-        return {name: spec.draw(rng) for name, spec in self.facts.items()}
+        drawn: dict[str, str] = {}
+        for name, spec in self.facts.items():  # a correction comes after the fact it corrects
+            drawn[name] = spec.draw(rng, drawn.get(spec.corrects) if spec.corrects else None)
+        return drawn
+
+    def superseded(self, name: str) -> tuple[str, ...]:
+        return superseded(self.facts, name)
+
+    def probe_plan(self) -> tuple[tuple[tuple[str, int, tuple[str, ...]], ...], ...]:
+        """Per turn, for each expected fact: (name, turns back it was last stated, superseded facts)."""
+        last_stated: dict[str, int] = {}
+        plan = []
+        for index, turn in enumerate(self.turns):
+            plan.append(tuple((name, index - last_stated[name], self.superseded(name)) for name in turn.expect))
+            for name in placeholders(turn.user):
+                last_stated[name] = index
+        return tuple(plan)
+
+    def header(self) -> dict[str, object]:
+        return {"language": self.language, "profile": self.profile,
+                "facts": {name: spec.header() for name, spec in self.facts.items()}}
 
     def render(self, turn_index: int, facts: Mapping[str, str]) -> str:
         return render(self.turns[turn_index].user, facts)
+
+
+def superseded(facts: Mapping[str, FactSpec], name: str) -> tuple[str, ...]:
+    """Facts that `name` corrects, directly or through a chain of corrections."""
+    chain: list[str] = []
+    spec = facts[name]
+    while spec.corrects and spec.corrects not in chain:
+        chain.append(spec.corrects)
+        spec = facts[spec.corrects]
+    return tuple(chain)
 
 
 def render(text: str, facts: Mapping[str, str]) -> str:

@@ -4,28 +4,53 @@ Depends on nothing else in convsim; the record format (`scoring.records`) is the
 with the engine. Exceptions::
 
     ValueError
-      RecordError     a records.jsonl line that cannot be read
+      RecordError       a records.jsonl line that cannot be read
+      EmbedderError     an embedding model that cannot be loaded
+      CalibrationError  a calibration file that cannot be read
 """
 
-from scoring.records import RECORD_VERSION, RecordError, iter_records, read_run
+from scoring.calibration import DEFAULT_THRESHOLD, Calibration, CalibrationError, calibrate, load_pairs
+from scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS, Embedder, EmbedderError, load_embedder
+from scoring.facts import judge_probe, load_rules
+from scoring.gates import TOLERANCES, Gates, verdict
+from scoring.normalize import normalize
+from scoring.records import RECORD_VERSION, RecordError, iter_records, load_records, read_run
 from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter
-from scoring.scorecard import ERROR_CLASSES, SCHEMA, build_scorecard, score_step, verdict
-from scoring.stats import PERCENTILES, Summary, cv_interval, quantiles, summarize, wilson
+from scoring.scorecard import ERROR_CLASSES, SCHEMA, ScoringOptions, build_scorecard, score_step
+from scoring.stats import PERCENTILES, Summary, cv_interval, paired_delta, quantiles, summarize, wilson
 
 __all__ = [
+    "DEFAULT_EMBEDDER",
+    "DEFAULT_THRESHOLD",
+    "EMBEDDERS",
     "ERROR_CLASSES",
     "PERCENTILES",
     "RECORD_VERSION",
     "SCHEMA",
+    "TOLERANCES",
     "WRITERS",
+    "Calibration",
+    "CalibrationError",
+    "Embedder",
+    "EmbedderError",
+    "Gates",
     "JsonWriter",
     "MarkdownWriter",
     "RecordError",
+    "ScoringOptions",
     "Summary",
     "TerminalWriter",
     "build_scorecard",
+    "calibrate",
     "cv_interval",
     "iter_records",
+    "judge_probe",
+    "load_embedder",
+    "load_pairs",
+    "load_records",
+    "load_rules",
+    "normalize",
+    "paired_delta",
     "quantiles",
     "read_run",
     "score_step",

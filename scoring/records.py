@@ -1,13 +1,18 @@
 """The record format: the one thing the engine and scoring share.
 
-`records.jsonl` holds one JSON object per line. ``kind: "turn"`` lines describe one turn
-(times in ms since the run's origin, a monotonic clock); ``kind: "step"`` lines close a rate
-step with what only the engine knows (the window, unserved slots, sessions, store counters).
+`records.jsonl` holds one JSON object per line. The first, ``kind: "personas"``, says how
+each persona's facts are drawn (pool, pattern, aliases, corrections), which the context-loss
+judge needs. ``kind: "turn"`` lines describe one turn (times in ms since the run's origin,
+a monotonic clock); a session's first turn carries its drawn ``facts``; a probe carries
+``expect`` (fact -> value), ``distance`` (turns back it was stated) and, after a correction,
+``stale`` (the superseded values). ``kind: "step"`` lines close a rate step with what only
+the engine knows (the window, unserved slots, sessions, store counters, the breaker).
 Every line carries ``v``, the record format version.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +24,7 @@ TURN_FIELDS = (
     "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
     "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "store_error", "version",
 )
+OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts")
 
 
 class RecordError(ValueError):
@@ -41,10 +47,27 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
+@dataclass
+class RunRecords:
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    personas: dict[str, Any] = field(default_factory=dict)  # the head line, or {} for older runs
+
+
+def load_records(path: str | Path) -> RunRecords:
+    run = RunRecords()
+    for record in iter_records(path):
+        kind = record.get("kind")
+        if kind == "step":
+            run.steps.append(record)
+        elif kind == "personas":
+            run.personas = record
+        else:
+            run.turns.append(record)
+    return run
+
+
 def read_run(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(turn records, step records) of one records.jsonl."""
-    turns: list[dict[str, Any]] = []
-    steps: list[dict[str, Any]] = []
-    for record in iter_records(path):
-        (steps if record.get("kind") == "step" else turns).append(record)
-    return turns, steps
+    run = load_records(path)
+    return run.turns, run.steps

@@ -1,24 +1,34 @@
-"""Scorecard writers: the terminal table, JSON and Markdown, all from the same scorecard dict.
+"""Scorecard writers: terminal, JSON, Markdown, HTML and JUnit, all from one scorecard dict.
 
-Writers are small objects behind `ScorecardWriter`, looked up by name in `WRITERS`.
+Writers are small objects behind `ScorecardWriter`, looked up by name in `WRITERS`. The
+cells every human-facing form shows come from `summary_rows` and `detail_rows`, so the
+forms cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable, Protocol
+from xml.sax.saxutils import escape, quoteattr
 
 from rich.console import Console
 from rich.table import Table
 
 STATUS_MARK = {"pass": "PASS", "alert": "ALERT", "breach": "BREACH"}
+STATUS_STYLE = {"PASS": "green", "ALERT": "yellow", "BREACH": "bold red"}
 
 NOTES = (
     "Figures exclude each step's warm-up. Latency = completed - sent; corrected = completed - "
     "scheduled (free of coordinated omission). CV = std/mean of successful turns' latency "
-    "(ideal < 0.15; strict <= 0.10 at the lowest step, elastic <= 0.25 above), 95% interval "
-    "by bootstrap over sessions. Error rate with a Wilson 95% interval. Lag = sent - scheduled."
+    "(ideal < 0.15; strict <= 0.10 at the lowest step, elastic <= 0.25 above, recovery <= 0.30 "
+    "after a breach). Context loss = probe turns whose answer lacks a planted fact (a flip: it "
+    "gave another value instead). OCS = 1 - differing replica pairs / pairs (differ: a critical "
+    "fact differs or embedding cosine < threshold). [a-b] = 95% interval: Wilson for rates, "
+    "bootstrap over sessions for CV and OCS."
 )
+
+Row = list[str]
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -29,80 +39,157 @@ def _fmt(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
-def _interval(pair: list[float] | None, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+def _interval(pair: list[float] | None, digits: int = 3, scale: float = 1.0) -> str:
     if not pair:
         return ""
-    return f" [{pair[0] * scale:.{digits}f}-{pair[1] * scale:.{digits}f}{suffix}]"
+    return f" [{pair[0] * scale:.{digits}f}-{pair[1] * scale:.{digits}f}]"
 
 
-def rows(scorecard: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The one table every human-facing writer shows: a row per figure, a column per step."""
+def _pct(rate: float | None, ci: list[float] | None = None, digits: int = 1) -> str:
+    if rate is None:
+        return "-"
+    return f"{rate * 100:.{digits}f}%" + _interval(ci, digits, 100)
+
+
+def _lat(step: dict[str, Any], key: str, field: str = "latency_ms") -> str:
+    return _fmt((step.get(field) or {}).get(key), 0)
+
+
+def _cv(step: dict[str, Any]) -> str:
+    latency = step["latency_ms"]
+    return f"{latency['cv']:.3f}" + _interval(latency.get("cv_ci95"), 2) if latency else "-"
+
+
+def _loss(step: dict[str, Any]) -> str:
+    loss = step.get("context_loss")
+    if not loss or not loss["probes"]:
+        return "-"
+    flips = f" ({loss['flips']} flips)" if loss["flips"] else ""
+    return _pct(loss["rate"], loss["ci95"]) + flips
+
+
+def _ocs(step: dict[str, Any]) -> str:
+    ocs = step.get("ocs")
+    return f"{ocs['value']:.3f}" + _interval(ocs["ci95"], 2) if ocs else "-"
+
+
+def _verdict(step: dict[str, Any]) -> str:
+    return STATUS_MARK.get(step["verdict"]["status"], step["verdict"]["status"])
+
+
+SUMMARY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("rate", lambda s: f"{s['qps_target']:g}"),
+    ("achieved", lambda s: _fmt(s["qps_achieved"], 1)),
+    ("mean ms", lambda s: _lat(s, "mean")),
+    ("p95 ms", lambda s: _lat(s, "p95")),
+    ("p99 ms", lambda s: _lat(s, "p99")),
+    ("CV", _cv),
+    ("TTFT p50", lambda s: _lat(s, "p50", "ttft_ms")),
+    ("errors", lambda s: _pct(s["errors"]["rate"], s["errors"]["ci95"])),
+    ("context loss", _loss),
+    ("OCS", _ocs),
+    ("verdict", _verdict),
+]
+
+
+def summary_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
+    """The one-line-per-step table performance engineers read first."""
+    header = [name for name, _ in SUMMARY_COLUMNS]
+    return header, [[cell(step) for _, cell in SUMMARY_COLUMNS] for step in scorecard["steps"]]
+
+
+def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
+    """Every figure: a row per figure, a column per step."""
     steps = scorecard["steps"]
     header = ["", *(f"{s['qps_target']:g} QPS" for s in steps)]
 
-    def line(label: str, cell: Callable[[dict[str, Any]], str]) -> list[str]:
+    def line(label: str, cell: Callable[[dict[str, Any]], str]) -> Row:
         return [label, *(cell(s) for s in steps)]
-
-    def lat(key: str, field: str = "latency_ms") -> Callable[[dict[str, Any]], str]:
-        return lambda s: _fmt((s[field] or {}).get(key), 1)
 
     def errors(s: dict[str, Any]) -> str:
         err = s["errors"]
         top = " ".join(f"{k}:{v}" for k, v in err["by_class"].items() if v)
-        return f"{err['rate'] * 100:.2f}%" + _interval(err["ci95"], 2, 100, "%") + (f" {top}" if top else "")
+        return _pct(err["rate"], err["ci95"], 2) + (f" {top}" if top else "")
 
-    def cv(s: dict[str, Any]) -> str:
-        latency = s["latency_ms"]
-        return f"{latency['cv']:.3f}" + _interval(latency.get("cv_ci95")) if latency else "-"
+    def quality(key: str) -> Callable[[dict[str, Any]], str]:
+        def cell(s: dict[str, Any]) -> str:
+            delta = (s.get("quality_vs_lowest") or {}).get(key)
+            return f"{delta['delta']:+.3f}" + _interval(delta["ci95"]) if delta else "-"
+        return cell
 
-    table = [
+    def loss(s: dict[str, Any], key: str) -> str:
+        figures = s.get("context_loss") or {}
+        return _fmt(figures.get(key))
+
+    return header, [
         line("achieved QPS", lambda s: _fmt(s["qps_achieved"], 1)),
         line("turns / ok", lambda s: f"{s['turns']} / {s['ok']}"),
         line("errors [95% CI]", errors),
-        line("latency p50 ms", lat("p50")),
-        line("latency p95 ms", lat("p95")),
-        line("latency p99 ms", lat("p99")),
-        line("latency CV [95% CI]", cv),
+        line("latency mean ms", lambda s: _lat(s, "mean")),
+        line("latency p50 ms", lambda s: _lat(s, "p50")),
+        line("latency p95 ms", lambda s: _lat(s, "p95")),
+        line("latency p99 ms", lambda s: _lat(s, "p99")),
+        line("latency CV [95% CI]", _cv),
         line("IQR / median", lambda s: _fmt((s["latency_ms"] or {}).get("iqr_over_median"), 3)),
-        line("corrected p99 ms", lat("p99", "corrected_latency_ms")),
-        line("TTFT p50 ms", lat("p50", "ttft_ms")),
+        line("corrected p99 ms", lambda s: _lat(s, "p99", "corrected_latency_ms")),
+        line("TTFT p50 ms", lambda s: _lat(s, "p50", "ttft_ms")),
         line("dispatch lag p99 ms", lambda s: _fmt((s["dispatch_lag_ms"] or {}).get("p99"), 2)),
         line("unserved slots", lambda s: _fmt(s["unserved_slots"])),
+        line("context loss [95% CI]", _loss),
+        line("probes / lost / flips", lambda s: f"{loss(s, 'probes')} / {loss(s, 'lost')} / {loss(s, 'flips')}"),
+        line("sessions with state lost", lambda s: _fmt(s["store"].get("state_lost"))),
+        line("sessions affected (model or state)", lambda s: _pct(((s.get("context_loss") or {}).get("combined") or {}).get("rate"))),
+        line("OCS [95% CI]", _ocs),
+        line("pairs / differing / fact flips", lambda s: "{pairs} / {different} / {fact_flips}".format(**s["ocs"]) if s.get("ocs") else "-"),
+        line("OCS vs lowest step", quality("ocs")),
+        line("context loss vs lowest step", quality("context_loss")),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
         line("store writes / conflicts / lost", lambda s: "{writes} / {conflicts} / {lost_updates}".format(**s["store"])),
-        line("sessions with state lost", lambda s: _fmt(s["store"].get("state_lost"))),
-        line("verdict", lambda s: STATUS_MARK.get(s["verdict"]["status"], s["verdict"]["status"])),
+        line("tolerance", lambda s: f"{s['verdict']['mode']} <= {s['verdict']['cv_threshold']:.2f}"),
+        line("verdict", _verdict),
     ]
-    return header, table
 
 
-def _reasons(scorecard: dict[str, Any]) -> list[str]:
-    out = []
-    for step in scorecard["steps"]:
-        for reason in step["verdict"]["reasons"]:
-            out.append(f"{step['qps_target']:g} QPS: {reason}")
+def reasons(scorecard: dict[str, Any]) -> list[str]:
+    out = [f"{step['qps_target']:g} QPS: {reason}" for step in scorecard["steps"] for reason in step["verdict"]["reasons"]]
+    breaker = scorecard.get("breaker") or {}
+    if breaker.get("tripped"):
+        out.append(f"circuit breaker tripped at {breaker['at_qps']:g} QPS, higher steps not run: {breaker['reason']}")
+    if scorecard.get("interrupted"):
+        out.append("the run was interrupted; the last step is partial")
     return out
+
+
+def gate_line(scorecard: dict[str, Any]) -> str:
+    return "gates: PASS" if scorecard["gates"]["passed"] else "gates: FAIL (exit status 1)"
 
 
 class ScorecardWriter(Protocol):
     name: str
-    suffix: str
+    filename: str
 
     def render(self, scorecard: dict[str, Any]) -> str: ...
 
 
 class JsonWriter:
-    name, suffix = "json", "json"
+    name, filename = "json", "scorecard.json"
 
     def render(self, scorecard: dict[str, Any]) -> str:
         return json.dumps(scorecard, indent=2, ensure_ascii=False) + "\n"
 
 
+def _md_table(header: Row, body: list[Row]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body),
+    ]
+
+
 class MarkdownWriter:
-    name, suffix = "md", "md"
+    name, filename = "md", "scorecard.md"
 
     def render(self, scorecard: dict[str, Any]) -> str:
-        header, table = rows(scorecard)
         target = scorecard.get("target") or {}
         lines = [
             f"# convsim scorecard - run {scorecard.get('run_id')}",
@@ -110,44 +197,87 @@ class MarkdownWriter:
             f"Target `{target.get('base_url')}` model `{target.get('model')}`"
             + (" (built-in reference target)" if target.get("builtin") else ""),
             "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in table),
+            *_md_table(*summary_rows(scorecard)),
+            "",
+            f"**{gate_line(scorecard)}**",
             "",
         ]
-        reasons = _reasons(scorecard)
-        if reasons:
-            lines += ["Verdicts:", *(f"- {r}" for r in reasons), ""]
-        if scorecard.get("interrupted"):
-            lines += ["The run was interrupted; the last step is partial.", ""]
-        lines += [NOTES, ""]
+        found = reasons(scorecard)
+        if found:
+            lines += ["Verdicts:", *(f"- {r}" for r in found), ""]
+        lines += ["## All figures", "", *_md_table(*detail_rows(scorecard)), "", NOTES, ""]
         return "\n".join(lines)
 
 
 class TerminalWriter:
-    name, suffix = "terminal", "txt"
+    name, filename = "terminal", "scorecard.txt"
 
     def render(self, scorecard: dict[str, Any]) -> str:
-        console = Console(record=True, width=200, force_terminal=False)
+        console = Console(record=True, width=220, force_terminal=False)
         self.print(scorecard, console)
         return console.export_text()
 
     def print(self, scorecard: dict[str, Any], console: Console) -> None:
-        header, table = rows(scorecard)
+        header, body = summary_rows(scorecard)
         grid = Table(title=f"convsim scorecard - run {scorecard.get('run_id')}", title_justify="left")
         for index, name in enumerate(header):
-            grid.add_column(name, justify="left" if index == 0 else "right")
-        style = {"PASS": "green", "ALERT": "yellow", "BREACH": "bold red"}
-        for row in table[:-1]:
-            grid.add_row(*row)
-        grid.add_row(table[-1][0], *(f"[{style.get(c, '')}]{c}[/]" for c in table[-1][1:]))
+            grid.add_column(name, justify="right" if 0 < index < len(header) - 1 else "left", no_wrap=True)
+        for row in body:
+            grid.add_row(*row[:-1], f"[{STATUS_STYLE.get(row[-1], '')}]{row[-1]}[/]")
         console.print(grid)
-        for reason in _reasons(scorecard):
-            console.print(f"  - {reason}")
-        if scorecard.get("interrupted"):
-            console.print("  The run was interrupted; the last step is partial.")
+        for reason in reasons(scorecard):
+            console.print(f"  - {reason}", highlight=False)
+        style = "green" if scorecard["gates"]["passed"] else "bold red"
+        console.print(f"[{style}]{gate_line(scorecard)}[/]")
+
+
+class JUnitWriter:
+    """The gates as JUnit XML: a test case per step and gate, so CI systems show them."""
+
+    name, filename = "junit", "gates.xml"
+
+    def render(self, scorecard: dict[str, Any]) -> str:
+        cases, failures = [], 0
+        for step in scorecard["steps"]:
+            for check in step["verdict"]["checks"]:
+                label = f"{step['qps_target']:g} QPS {check['gate']}"
+                detail = f"value {check['value']} limit {check['limit']} ({step['verdict']['mode']})"
+                body = ""
+                if check["status"] == "fail":
+                    failures += 1
+                    body = f"<failure message={quoteattr(detail)}>{escape(detail)}</failure>"
+                elif check["status"] == "alert":
+                    body = f"<system-out>{escape('alert: ' + detail)}</system-out>"
+                cases.append(f'    <testcase classname="convsim.gates" name={quoteattr(label)}>{body}</testcase>')
+        breaker = scorecard.get("breaker") or {}
+        if breaker.get("tripped"):
+            failures += 1
+            cases.append('    <testcase classname="convsim.gates" name="circuit breaker">'
+                         f"<failure message={quoteattr(str(breaker['reason']))}/></testcase>")
+        run = quoteattr(f"convsim run {scorecard.get('run_id')}")
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                f'<testsuites><testsuite name={run} tests="{len(cases)}" failures="{failures}">\n'
+                + "\n".join(cases) + "\n</testsuite></testsuites>\n")
+
+
+def _html_writer() -> ScorecardWriter:
+    from scoring.html import HtmlWriter
+
+    return HtmlWriter()
 
 
 WRITERS: dict[str, Callable[[], ScorecardWriter]] = {
-    w.name: w for w in (JsonWriter, MarkdownWriter, TerminalWriter)  # type: ignore[misc]
+    "json": JsonWriter, "md": MarkdownWriter, "terminal": TerminalWriter, "junit": JUnitWriter, "html": _html_writer,
 }
+FILE_WRITERS = ("json", "md", "html", "junit")
+
+
+def write_scorecards(scorecard: dict[str, Any], out: Path) -> list[Path]:
+    """Every file form of one scorecard into a run folder; returns the paths written."""
+    written = []
+    for name in FILE_WRITERS:
+        writer = WRITERS[name]()
+        path = out / writer.filename
+        path.write_text(writer.render(scorecard), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,52 +1,69 @@
 """Build the scorecard (schema `convsim.scorecard/1`) from a run's records.
 
-Scoring reads records only, so any past run can be re-scored. Figures are plain data;
-the writers in `scoring.render` present the same objects, so they never disagree.
+Scoring reads records only, so any past run can be re-scored (`convsim report`). The
+result is one plain dict; every writer in `scoring.render` presents that same object, so
+the terminal, Markdown, JSON, HTML and JUnit forms cannot disagree.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scoring.records import read_run
-from scoring.stats import quantiles, summarize, wilson
+import numpy as np
+
+from scoring.calibration import DEFAULT_THRESHOLD
+from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embedder
+from scoring.facts import load_rules
+from scoring.gates import Gates, verdict
+from scoring.quality import context_loss, ocs, pair_up
+from scoring.records import load_records
+from scoring.stats import paired_delta, quantiles, summarize, wilson
 
 SCHEMA = "convsim.scorecard/1"
 ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
-STRICT_CV, ELASTIC_CV, RECOVERY_CV = 0.10, 0.25, 0.30
+SERIES_BIN_S = 1.0
 
 
-def verdict(index: int, cv: float | None, previous_breached: bool) -> dict[str, Any]:
-    """CV tolerance of one step: strict at the lowest step, elastic above, recovery after a breach."""
-    if previous_breached:
-        mode, threshold = "recovery", RECOVERY_CV
-    elif index == 0:
-        mode, threshold = "strict", STRICT_CV
-    else:
-        mode, threshold = "elastic", ELASTIC_CV
-    if cv is None:
-        return {"mode": mode, "cv_threshold": threshold, "status": "breach", "reasons": ["no successful turns"]}
-    if cv > threshold:
-        status, reasons = "breach", [f"latency CV {cv:.3f} > {threshold:.2f} ({mode})"]
-    elif mode != "strict" and cv > STRICT_CV:
-        status, reasons = "alert", [f"latency CV {cv:.3f} above strict {STRICT_CV:.2f}, within {mode} {threshold:.2f}"]
-    else:
-        status, reasons = "pass", []
-    return {"mode": mode, "cv_threshold": threshold, "status": status, "reasons": reasons}
+@dataclass(frozen=True)
+class ScoringOptions:
+    embedder: str = DEFAULT_EMBEDDER
+    device: str = "cpu"
+    threshold: float = DEFAULT_THRESHOLD
+    gates: Gates = field(default_factory=Gates)
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> ScoringOptions:
+        """The options a run was scored with, from run.json's config (for `convsim report`)."""
+        config = config or {}
+        threshold = config.get("ocs_threshold")
+        return cls(
+            embedder=config.get("embedder") or DEFAULT_EMBEDDER, device=config.get("device") or "cpu",
+            threshold=DEFAULT_THRESHOLD if threshold is None else float(threshold),
+            gates=Gates.from_dict(config.get("gates")), seed=int(config.get("seed", 0)),
+        )
 
 
-def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, previous_breached: bool,
-               seed: int = 0) -> dict[str, Any]:
+def measured_turns(step: dict[str, Any], turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Turns of a step inside its measured window. The engine marks each turn when it
+    dispatches it; the time test is only for records that lack the mark."""
     window_start = step["t_start"] + step["warmup_s"] * 1000.0
     window_end = step["t_end"]
-    # The engine marks each turn measured or warm-up when it dispatches it; the time test
-    # is only for records that lack the mark.
-    measured = [
+    return [
         t for t in turns
         if t["step"] == step["step"] and t.get("measured", window_start <= t["t_sched"] < window_end)
     ]
+
+
+def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, previous_breached: bool,
+               seed: int = 0, gates: Gates = Gates(), measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The load figures of one step (no embeddings): rate, latency, errors, sessions, store."""
+    if measured is None:
+        measured = measured_turns(step, turns)
     ok = [t for t in measured if t["status"] == "ok"]
     failed = len(measured) - len(ok)
     window_s = step["window_s"]
@@ -59,7 +76,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     store_stats = dict(step["store"])
     store_stats.setdefault("expired", 0)
     store_stats["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
-    cv = latency.cv if latency else None
+    error_rate = round(failed / len(measured), 6) if measured else 0.0
     return {
         "qps_target": step["qps_target"],
         "qps_achieved": round(len(measured) / window_s, 3) if window_s > 0 else 0.0,
@@ -70,7 +87,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "unserved_slots": step["unserved_measured"],
         "sessions": step["sessions"],
         "errors": {
-            "rate": round(failed / len(measured), 6) if measured else 0.0,
+            "rate": error_rate,
             "ci95": [round(x, 6) for x in wilson(failed, len(measured))],
             "by_class": {name: by_class.get(name, 0) for name in ERROR_CLASSES},
         },
@@ -84,19 +101,93 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "format": None,
         "store": store_stats,
         "interrupted": step.get("interrupted", False),
-        "verdict": verdict(index, cv, previous_breached),
+        "verdict": verdict(index, {"cv": latency.cv if latency else None, "error_rate": error_rate},
+                           previous_breached, gates),
     }
 
 
-def build_scorecard(records_path: str | Path, run_info: dict[str, Any]) -> dict[str, Any]:
-    turns, steps = read_run(records_path)
-    scored = []
-    breached = False
-    for index, step in enumerate(steps):
-        result = score_step(step, turns, index, breached, seed=int(run_info.get("config", {}).get("seed", 0)))
-        breached = result["verdict"]["status"] == "breach"
+def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Service latency over time in 1-second bins of send time: for the report's time plot."""
+    ok = [(t["t_sent"], t["t_done"] - t["t_sent"]) for t in turns if t["status"] == "ok"]
+    errors = np.array([t["t_sent"] for t in turns if t["status"] != "ok"], dtype=float)
+    if not ok:
+        return []
+    sent = np.array([s for s, _ in ok]) / 1000.0
+    latency = np.array([v for _, v in ok])
+    bins = np.floor(sent / SERIES_BIN_S).astype(int)
+    error_bins = Counter(np.floor(errors / 1000.0 / SERIES_BIN_S).astype(int).tolist())
+    order = np.argsort(bins, kind="stable")
+    bins, latency = bins[order], latency[order]
+    edges = np.flatnonzero(np.diff(bins)) + 1
+    out = []
+    for chunk_bins, chunk in zip(np.split(bins, edges), np.split(latency, edges)):
+        b = int(chunk_bins[0])
+        p50, p99 = np.percentile(chunk, [50, 99])
+        out.append({"t_s": round(b * SERIES_BIN_S, 3), "ok": int(chunk.size), "errors": error_bins.get(b, 0),
+                    "p50": round(float(p50), 3), "p99": round(float(p99), 3)})
+    return out
+
+
+def step_bounds(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"qps_target": s["qps_target"], "t_start_s": round(s["t_start"] / 1000, 3),
+             "t_measure_s": round(s["t_start"] / 1000 + s["warmup_s"], 3), "t_end_s": round(s["t_end"] / 1000, 3)}
+            for s in steps]
+
+
+def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options: ScoringOptions | None = None,
+                    embedder: Embedder | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    if options is None:
+        options = ScoringOptions.from_config(run_info.get("config"))
+    run = load_records(records_path)
+    rules = load_rules(run.personas)
+    group_facts = {t["group"]: t["facts"] for t in run.turns if t.get("facts")}
+    lost_sessions_by_step: dict[int, set[str]] = {}
+    for t in run.turns:
+        if t.get("store") == "lost":
+            lost_sessions_by_step.setdefault(t["step"], set()).add(t["session"])
+
+    scored, loss_clusters, pairings = [], [], []
+    for index, step in enumerate(run.steps):
+        measured = measured_turns(step, run.turns)
+        result = score_step(step, run.turns, index, False, options.seed, options.gates, measured)
+        figures, clusters = context_loss(measured, rules, lost_sessions_by_step.get(step["step"], set()),
+                                         step["sessions"].get("state_lost", 0))
+        result["context_loss"] = figures
+        loss_clusters.append(clusters)
+        pairings.append(pair_up(measured, group_facts, rules))
         scored.append(result)
-    return {
+
+    open_texts = [text for pairs in pairings for _, a, b in pairs.open for text in (a, b)]
+    cache = EmbeddingCache(embedder or load_embedder(options.embedder, options.device))
+    if open_texts:  # one batched embedding for every step; nothing loads when no pair needs it
+        cache.add(open_texts)
+    ocs_clusters = []
+    for result, pairs in zip(scored, pairings):
+        result["ocs"], clusters = ocs(pairs, cache, options.threshold, options.seed)
+        ocs_clusters.append(clusters)
+
+    breached = False
+    breaker: dict[str, Any] = {"tripped": False, "at_qps": None, "reason": None}
+    for index, (result, step) in enumerate(zip(scored, run.steps)):
+        if index > 0:
+            result["quality_vs_lowest"] = {
+                "lowest_qps": scored[0]["qps_target"],
+                "ocs": paired_delta(_consistent(ocs_clusters[0]), _consistent(ocs_clusters[index]), options.seed),
+                "context_loss": paired_delta(loss_clusters[0], loss_clusters[index], options.seed),
+            }
+        latency = result["latency_ms"]
+        result["verdict"] = verdict(index, {
+            "cv": latency["cv"] if latency else None,
+            "error_rate": result["errors"]["rate"],
+            "ocs": result["ocs"]["value"] if result["ocs"] else None,
+            "context_loss": result["context_loss"]["rate"] if result["context_loss"]["probes"] else None,
+        }, breached, options.gates)
+        breached = result["verdict"]["status"] == "breach"
+        if step.get("breaker") and not breaker["tripped"]:
+            breaker = {"tripped": True, "at_qps": step["qps_target"], "reason": step["breaker"]}
+
+    card = {
         "schema": SCHEMA,
         "run_id": run_info.get("run_id"),
         "started_at": run_info.get("started_at"),
@@ -104,6 +195,19 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any]) -> dict[
         "target": run_info.get("target"),
         "config": run_info.get("config"),
         "steps": scored,
-        "breaker": None,
-        "interrupted": any(s.get("interrupted") for s in steps),
+        "breaker": breaker,
+        "gates": {**options.gates.as_dict(), "passed": all(s["verdict"]["status"] != "breach" for s in scored)},
+        "interrupted": any(s.get("interrupted") for s in run.steps),
+        "series": {"latency": latency_series(run.turns, run.steps), "steps": step_bounds(run.steps)},
+        "scoring": {
+            "embedder": options.embedder, "ocs_threshold": options.threshold,
+            "texts_embedded": cache.embedded, "turns": len(run.turns),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     }
+    return card
+
+
+def _consistent(clusters: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """(persona, consistent pairs, pairs) from (persona, different pairs, pairs)."""
+    return [(p, n - d, n) for p, d, n in clusters]

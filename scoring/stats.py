@@ -112,3 +112,52 @@ def quantiles(values: Sequence[float] | np.ndarray, keys: Sequence[str]) -> dict
         else:
             out[key] = _r(np.percentile(data, float(key[1:])))
     return out
+
+
+def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], seed: int = 0,
+                   samples: int = BOOTSTRAP_SAMPLES) -> list[float] | None:
+    """Bootstrap 95% interval of sum(num) / sum(den), resampling clusters (one entry each)."""
+    num = np.asarray(numerators, dtype=float)
+    den = np.asarray(denominators, dtype=float)
+    if num.size < 2 or den.sum() <= 0:
+        return None
+    picks = np.random.default_rng(seed).integers(0, num.size, size=(samples, num.size))
+    totals = den[picks].sum(1)
+    ratios = num[picks].sum(1) / np.where(totals > 0, totals, np.nan)
+    low, high = np.nanpercentile(ratios, [2.5, 97.5])
+    return [_r(low, 4), _r(high, 4)]
+
+
+Clusters = Sequence[tuple[str, float, float]]  # (stratum, numerator, denominator) per cluster
+
+
+def paired_delta(base: Clusters, other: Clusters, seed: int = 0,
+                 samples: int = BOOTSTRAP_SAMPLES) -> dict[str, object] | None:
+    """Difference of sum(num)/sum(den) between two steps, over strata (scripts) both share.
+
+    Clusters (sessions or replica groups) are resampled within each stratum and step, so
+    the interval keeps the pairing by script and the correlation inside a session.
+    """
+    strata = sorted({s for s, _, d in base if d} & {s for s, _, d in other if d})
+    if not strata:
+        return None
+    rng = np.random.default_rng(seed)
+
+    def draws(clusters: Clusters) -> tuple[float, np.ndarray]:
+        num_total = np.zeros(samples)
+        den_total = np.zeros(samples)
+        point_num = point_den = 0.0
+        for stratum in strata:
+            num = np.array([n for s, n, d in clusters if s == stratum], dtype=float)
+            den = np.array([d for s, n, d in clusters if s == stratum], dtype=float)
+            point_num += num.sum()
+            point_den += den.sum()
+            picks = rng.integers(0, num.size, size=(samples, num.size))
+            num_total += num[picks].sum(1)
+            den_total += den[picks].sum(1)
+        return point_num / point_den, num_total / np.where(den_total > 0, den_total, np.nan)
+
+    base_point, base_draws = draws(base)
+    other_point, other_draws = draws(other)
+    low, high = np.nanpercentile(other_draws - base_draws, [2.5, 97.5])
+    return {"delta": _r(other_point - base_point, 4), "ci95": [_r(low, 4), _r(high, 4)], "scripts": len(strata)}

@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scoring import DEFAULT_EMBEDDER, DEFAULT_THRESHOLD, Gates
+
 DEFAULT_MODEL = "autoglm-phone-9b"
 DEFAULT_QPS = "50,200,500"
 DEFAULT_DURATION_S = 60.0
@@ -61,6 +63,11 @@ class RunConfig:
     out: str | None = None
     seed: int = 0
     drain_s: float = DEFAULT_DRAIN_S
+    gates: Gates = field(default_factory=Gates)
+    breaker: bool = True
+    embedder: str = DEFAULT_EMBEDDER
+    device: str = "cpu"
+    ocs_threshold: float = DEFAULT_THRESHOLD
 
     @property
     def session_limit(self) -> int:

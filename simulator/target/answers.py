@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from typing import Any, Mapping, Sequence
 
 _EN_STATEMENT = re.compile(
@@ -115,7 +116,8 @@ def build_answer(
             return _ZH_FORGOT if zh else _EN_FORGOT
         topic = " ".join(_WORDS.findall(question)[:3]).lower() or "that"
         templates = _ZH_GENERIC if zh else _EN_GENERIC
-        return templates[rng.randrange(len(templates))].format(topic=topic)
+        # The same question gets the same advice (replicas agree); only the knobs vary answers.
+        return templates[zlib.crc32(question.encode()) % len(templates)].format(topic=topic)
     templates = _ZH_FACT if zh else _EN_FACT
     variant = rng.randrange(1, len(templates)) if rng.random() < paraphrase_rate else 0
     sentences = []

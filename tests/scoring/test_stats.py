@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring import build_scorecard, summarize, verdict, wilson
+from scoring import build_scorecard, summarize, wilson
 from scoring.records import RECORD_VERSION
 from scoring.render import WRITERS
 
@@ -47,14 +47,6 @@ def test_session_bootstrap_is_wider_when_sessions_differ() -> None:
     naive = summarize(values, None)
     assert clustered and naive and clustered.cv_ci95 and naive.cv_ci95
     assert clustered.cv_ci95[1] - clustered.cv_ci95[0] > 2 * (naive.cv_ci95[1] - naive.cv_ci95[0])
-
-
-def test_verdict_modes() -> None:
-    assert verdict(0, 0.08, False)["status"] == "pass"
-    assert verdict(0, 0.12, False)["status"] == "breach"
-    assert verdict(1, 0.12, False)["status"] == "alert"
-    assert verdict(1, 0.27, False)["status"] == "breach"
-    assert verdict(2, 0.27, True) | {"reasons": []} == {"mode": "recovery", "cv_threshold": 0.30, "status": "alert", "reasons": []}
 
 
 def turn(step: int, sched: float, status: str = "ok", latency: float = 100.0, session: str = "s") -> dict[str, Any]:

@@ -103,8 +103,10 @@ def test_first_run_writes_a_scorecard_and_keeps_the_key_secret(tmp_path: Path) -
     assert [s["qps_target"] for s in card["steps"]] == [20.0, 40.0]
     assert all(s["ok"] > 0 and s["latency_ms"]["p50"] > 100 for s in card["steps"])
     assert card["target"]["builtin"] is True
-    assert "40 QPS" in result.stdout and "latency CV" in result.stdout
-    for name in ("records.jsonl", "run.json", "scorecard.json", "scorecard.md"):
+    table_rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in table_rows] == ["20", "40"]
+    assert "gates: PASS" in result.stdout
+    for name in ("records.jsonl", "run.json", "scorecard.json", "scorecard.md", "report.html", "gates.xml"):
         assert "sk-topsecret-123" not in (out / name).read_text()
     assert json.loads((out / "run.json").read_text())["config"]["api_key_set"] is True
 

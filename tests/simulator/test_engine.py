@@ -17,7 +17,7 @@ from tests.conftest import run
 
 
 def drive(tmp_path: Path, redis_url: str, target: TargetConfig, **settings: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Engine]:
-    config = RunConfig(**{"qps": (40.0, 80.0), "duration_s": 1.5, "warmup_s": 0.3, "think_time_s": 0.05,
+    config = RunConfig(**{"breaker": False, "qps": (40.0, 80.0), "duration_s": 1.5, "warmup_s": 0.3, "think_time_s": 0.05,
                           "replicas": 3, "timeout_s": 2.0, **settings})
 
     async def go() -> Engine:

@@ -17,7 +17,7 @@ from tests.conftest import run
 
 
 def test_redis_restart_mid_run(tmp_path: Path) -> None:
-    config = RunConfig(qps=(60.0, 60.0), model="m", duration_s=2.0, warmup_s=0.2, think_time_s=0.1,
+    config = RunConfig(breaker=False, qps=(60.0, 60.0), model="m", duration_s=2.0, warmup_s=0.2, think_time_s=0.1,
                        replicas=2, timeout_s=2.0)
     records = tmp_path / "records.jsonl"
 

@@ -1,0 +1,88 @@
+"""Tolerance modes, gates and the verdict of a step.
+
+CV tolerance (from the source article): strict CV <= 0.10 at low load, elastic <= 0.25
+(with an alert above 0.10) at high concurrency, recovery <= 0.30 for the step after a
+breach. `auto` picks strict for the lowest step, elastic above it, recovery after a breach.
+Gates add absolute limits: error rate, OCS, context loss and an optional hard CV cap.
+A step breaches when any check fails; the engine's circuit breaker uses the same function
+on the figures it has when a step ends (latency CV and errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STRICT_CV, ELASTIC_CV, RECOVERY_CV = 0.10, 0.25, 0.30
+MODES = {"strict": STRICT_CV, "elastic": ELASTIC_CV, "recovery": RECOVERY_CV}
+TOLERANCES = ("auto", *MODES)
+
+
+@dataclass(frozen=True)
+class Gates:
+    tolerance: str = "auto"
+    max_error_rate: float = 0.01
+    min_ocs: float | None = 0.92
+    max_context_loss: float | None = 0.05
+    max_cv: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Gates:
+        known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def mode_for(index: int, previous_breached: bool, tolerance: str = "auto") -> str:
+    if tolerance != "auto":
+        return tolerance
+    if previous_breached:
+        return "recovery"
+    return "strict" if index == 0 else "elastic"
+
+
+def _check(name: str, value: float | None, limit: float, passed: bool, alert: bool = False) -> dict[str, Any]:
+    status = "fail" if not passed else ("alert" if alert else "pass")
+    return {"gate": name, "value": value, "limit": limit, "status": status}
+
+
+def verdict(index: int, figures: dict[str, Any], previous_breached: bool, gates: Gates = Gates()) -> dict[str, Any]:
+    """Checks of one step's figures (cv, error_rate, and when known ocs, context_loss)."""
+    mode = mode_for(index, previous_breached, gates.tolerance)
+    threshold = MODES[mode]
+    cv = figures.get("cv")
+    checks, reasons = [], []
+    if cv is None:
+        checks.append(_check("latency_cv", None, threshold, False))
+        reasons.append("no successful turns")
+    else:
+        alert = mode != "strict" and cv > STRICT_CV
+        checks.append(_check("latency_cv", cv, threshold, cv <= threshold, alert))
+        if cv > threshold:
+            reasons.append(f"latency CV {cv:.3f} > {threshold:.2f} ({mode})")
+        elif alert:
+            reasons.append(f"latency CV {cv:.3f} above strict {STRICT_CV:.2f}, within {mode} {threshold:.2f}")
+        if gates.max_cv is not None:
+            checks.append(_check("max_cv", cv, gates.max_cv, cv <= gates.max_cv))
+            if cv > gates.max_cv:
+                reasons.append(f"latency CV {cv:.3f} > --max-cv {gates.max_cv:g}")
+    error_rate = figures.get("error_rate")
+    if error_rate is not None:
+        checks.append(_check("error_rate", error_rate, gates.max_error_rate, error_rate <= gates.max_error_rate))
+        if error_rate > gates.max_error_rate:
+            reasons.append(f"error rate {error_rate:.2%} > --max-error-rate {gates.max_error_rate:.2%}")
+    ocs = figures.get("ocs")
+    if ocs is not None and gates.min_ocs is not None:
+        checks.append(_check("ocs", ocs, gates.min_ocs, ocs >= gates.min_ocs))
+        if ocs < gates.min_ocs:
+            reasons.append(f"OCS {ocs:.3f} < --min-ocs {gates.min_ocs:g}")
+    loss = figures.get("context_loss")
+    if loss is not None and gates.max_context_loss is not None:
+        checks.append(_check("context_loss", loss, gates.max_context_loss, loss <= gates.max_context_loss))
+        if loss > gates.max_context_loss:
+            reasons.append(f"context loss {loss:.2%} > --max-context-loss {gates.max_context_loss:.2%}")
+    statuses = {c["status"] for c in checks}
+    status = "breach" if "fail" in statuses else "alert" if "alert" in statuses else "pass"
+    return {"mode": mode, "cv_threshold": threshold, "status": status, "reasons": reasons, "checks": checks}
