@@ -40,11 +40,13 @@ class Summary:
     cv: float
     cv_ci95: list[float] | None
     iqr_over_median: float
+    mean_ci95: list[float] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
             "mean": self.mean, "p50": self.p50, "p90": self.p90, "p95": self.p95, "p99": self.p99,
             "max": self.max, "cv": self.cv, "cv_ci95": self.cv_ci95, "iqr_over_median": self.iqr_over_median,
+            "mean_ci95": self.mean_ci95,
         }
 
 
@@ -54,7 +56,13 @@ def _r(x: float, digits: int = 3) -> float:
 
 def cv_interval(values: np.ndarray, clusters: np.ndarray | None, rng: np.random.Generator,
                 samples: int = BOOTSTRAP_SAMPLES) -> list[float] | None:
-    """Bootstrap 95% interval of the CV, resampling clusters (sessions), not single turns.
+    intervals = bootstrap_intervals(values, clusters, rng, samples)
+    return intervals[0] if intervals else None
+
+
+def bootstrap_intervals(values: np.ndarray, clusters: np.ndarray | None, rng: np.random.Generator,
+                        samples: int = BOOTSTRAP_SAMPLES) -> tuple[list[float], list[float]] | None:
+    """Bootstrap 95% intervals of the CV and the mean, resampling clusters (sessions), not turns.
 
     Turns of one session are correlated, so the session is the resampling unit. Per
     cluster we keep n, sum and sum of squares; a resample adds those up, so each of the
@@ -77,7 +85,8 @@ def cv_interval(values: np.ndarray, clusters: np.ndarray | None, rng: np.random.
     var = np.maximum(t2 / tn - mean * mean, 0.0) * tn / np.maximum(tn - 1, 1)
     cvs = np.sqrt(var) / np.where(mean > 0, mean, np.nan)
     low, high = np.nanpercentile(cvs, [2.5, 97.5])
-    return [_r(low, 4), _r(high, 4)]
+    mean_low, mean_high = np.percentile(mean, [2.5, 97.5])
+    return [_r(low, 4), _r(high, 4)], [_r(mean_low), _r(mean_high)]
 
 
 def summarize(values: Sequence[float] | np.ndarray, clusters: Sequence[str] | np.ndarray | None = None,
@@ -90,11 +99,13 @@ def summarize(values: Sequence[float] | np.ndarray, clusters: Sequence[str] | np
     mean = float(data.mean())
     std = float(data.std(ddof=1)) if data.size > 1 else 0.0
     cluster_arr = None if clusters is None else np.asarray(clusters)
+    intervals = bootstrap_intervals(data, cluster_arr, np.random.default_rng(seed))
     return Summary(
         count=int(data.size), mean=_r(mean), p50=_r(p50), p90=_r(p90), p95=_r(p95), p99=_r(p99),
         max=_r(data.max()), cv=_r(std / mean if mean > 0 else 0.0, 4),
-        cv_ci95=cv_interval(data, cluster_arr, np.random.default_rng(seed)),
+        cv_ci95=intervals[0] if intervals else None,
         iqr_over_median=_r((q3 - q1) / p50 if p50 > 0 else 0.0, 4),
+        mean_ci95=intervals[1] if intervals else None,
     )
 
 

