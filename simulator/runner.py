@@ -21,6 +21,7 @@ from rich.console import Console
 
 from personas import PersonaError, PersonaScript, load_personas
 from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
+from scoring.embed import embedder_problem
 from scoring.render import write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
 from simulator.client import EndpointClient
@@ -146,6 +147,9 @@ async def _flush_every(recorder: RecordWriter, every_s: float = 0.5) -> None:
 def execute(config: RunConfig, console: Console, err: Console) -> int:
     """The whole `convsim run`; returns the exit status."""
     scripts = load_scripts(config.personas)
+    problem = embedder_problem(config.embedder)
+    if problem:
+        raise UsageError(problem)
     run_id = new_run_id()
     out = prepare_out(Path(config.out or Path("runs") / run_id))
     with ExitStack() as stack:

@@ -38,6 +38,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
         (["--qps", "0"], "positive rate"),
         (["--duration", "-5"], "--duration"),
         (["--warmup", "10", "--duration", "5"], "--warmup"),
+        (["--embedder", "/no/such/model"], "--embedder /no/such/model: no such folder"),
+        (["--min-ocs", "1.5"], "--min-ocs"),
+        (["--tolerance", "lax"], "--tolerance"),
         (["--arrival", "burst"], "--arrival"),
     ],
 )

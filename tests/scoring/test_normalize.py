@@ -1,0 +1,73 @@
+"""Normalization: the same fact written another way compares equal; other facts do not."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoring.normalize import contains, normalize, numbers
+
+DIGIT_WORDS = "零一二三四五六七八九"
+
+
+def chinese_positional(n: int) -> str:
+    """An independent writer of Chinese numerals with units, for 1 <= n < 10^8."""
+    def below_10000(x: int, leading: bool) -> str:
+        out, zero = "", False
+        for unit, size in (("千", 1000), ("百", 100), ("十", 10), ("", 1)):
+            digit, x = divmod(x, size)
+            if digit:
+                if zero:
+                    out += "零"
+                out += ("" if unit == "十" and digit == 1 and not out and leading else DIGIT_WORDS[digit]) + unit
+                zero = False
+            elif out:
+                zero = True
+        return out
+
+    high, low = divmod(n, 10_000)
+    if not high:
+        return below_10000(low, True)
+    text = below_10000(high, True) + "万"
+    if low:
+        text += ("零" if low < 1000 else "") + below_10000(low, False)
+    return text
+
+
+def test_examples_from_the_issue() -> None:
+    assert contains(normalize("您的订单四八二一三已发货"), normalize("48213"))
+    assert normalize("四万八千二百一十三") == "48213"
+    assert normalize("48,213") == "48213"
+    assert normalize("ＯＲＤＥＲ　４８２１３") == "order 48213"
+    assert normalize("  Alice \n Chen ") == "alice chen"
+
+
+def test_words_that_contain_numerals_stay_words() -> None:
+    assert normalize("我们统一处理，一般三天内到") == "我们统一处理,一般3天内到"
+    assert not numbers(normalize("一般来说统一安排"))
+
+
+def test_whole_tokens_only() -> None:
+    assert not contains(normalize("order 148213"), "48213")
+    assert not contains(normalize("order 482130"), "48213")
+    assert contains(normalize("order:48213."), "48213")
+    assert not contains("joanna", "anna")
+    assert contains("李雷你好", "李雷")
+
+
+@given(st.integers(0, 10**12))
+def test_digit_by_digit_numerals_read_as_the_number(n: int) -> None:
+    spoken = "".join(DIGIT_WORDS[int(d)] for d in str(n))
+    if len(spoken) > 1:
+        assert normalize(f"号码{spoken}。") == f"号码{n}。"
+
+
+@given(st.integers(1, 99_999_999))
+def test_positional_numerals_read_as_the_number(n: int) -> None:
+    assert normalize(f"共{chinese_positional(n)}元") == f"共{n}元"
+
+
+@given(st.text(max_size=60))
+def test_normalize_is_idempotent(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once

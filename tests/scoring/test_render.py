@@ -1,0 +1,92 @@
+"""Every form of the scorecard comes from one computed object and shows the same figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scoring import WRITERS, build_scorecard
+from scoring.render import detail_rows, summary_rows, write_scorecards
+from simulator.target import TargetConfig
+from tests.simulator.drive import drive
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory, redis_server: Any) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("render")
+    drive(folder, redis_server.url, TargetConfig(model="m", service_ms=10, flip_rate=0.3, forget_rate=0.1, error_rate=0.03),
+          model="m", qps=(40.0, 80.0), duration_s=2.0)
+    return build_scorecard(folder / "records.jsonl", {"run_id": "render-test", "config": {"seed": 0}})
+
+
+class Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.urls: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
+
+    def handle_data(self, data: str) -> None:
+        self.cells.append(data.strip())
+
+
+def test_all_forms_show_the_same_cells(card: dict[str, Any], tmp_path: Path) -> None:
+    assert card["steps"][1]["context_loss"]["lost"] > 0 and card["steps"][1]["ocs"]["different"] > 0
+    written = {p.name: p.read_text() for p in write_scorecards(card, tmp_path)}
+    assert set(written) == {"scorecard.json", "scorecard.md", "report.html", "gates.xml"}
+    assert json.loads(written["scorecard.json"]) == json.loads(json.dumps(card))
+    terminal = WRITERS["terminal"]().render(card)
+    md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in written["scorecard.md"].splitlines()
+               if line.startswith("| ")]
+    html = Text()
+    html.feed(written["report.html"])
+    header, body = summary_rows(card)
+    for row in body:
+        assert row in md_rows
+        assert re.search(r"[\s│]+".join(re.escape(c) for c in row[:6]), terminal), row
+        assert all(cell in html.cells for cell in row)
+    _, details = detail_rows(card)
+    for row in details:
+        assert [c.replace("|", "/") for c in row] in md_rows
+        assert all(cell in html.cells for cell in row)
+
+
+def test_figures_in_cells_are_the_objects_figures(card: dict[str, Any]) -> None:
+    header, body = summary_rows(card)
+    for step, row in zip(card["steps"], body):
+        cells = dict(zip(header, row))
+        assert cells["OCS"].startswith(f"{step['ocs']['value']:.3f}")
+        assert cells["context loss"].startswith(f"{step['context_loss']['rate'] * 100:.1f}%")
+        assert cells["p99 ms"] == f"{step['latency_ms']['p99']:,.0f}"
+
+
+def test_report_is_self_contained_with_plots(card: dict[str, Any]) -> None:
+    page = WRITERS["html"]().render(card)
+    parser = Text()
+    parser.feed(page)
+    assert parser.urls == [] and parser.scripts == 0  # no fetches, no scripts
+    assert page.count("<svg") == 6
+    for title in ("Service latency vs rate", "Latency CV vs rate", "Output consistency (OCS) vs rate",
+                  "Context loss vs rate", "Latency over time", "Context loss by distance"):
+        assert title in page
+
+
+def test_junit_lists_every_check_and_its_failures(card: dict[str, Any]) -> None:
+    root = ET.fromstring(WRITERS["junit"]().render(card))
+    suite = root.find("testsuite")
+    assert suite is not None
+    checks = [c for s in card["steps"] for c in s["verdict"]["checks"]]
+    assert int(suite.get("tests", -1)) == len(checks) == len(suite.findall("testcase"))
+    failed = sum(c["status"] == "fail" for c in checks)
+    assert int(suite.get("failures", -1)) == failed == len(suite.findall("testcase/failure")) > 0
+    assert card["gates"]["passed"] is False

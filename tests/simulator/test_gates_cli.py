@@ -1,0 +1,78 @@
+"""Gates, the circuit breaker and exit statuses as CI sees them; report and compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.target import TargetConfig, TargetProcess
+from tests.simulator.test_cli import convsim
+
+RUN = ["--model", "m", "--duration", "2", "--warmup", "0.4", "--think-time", "0.1", "--replicas", "2"]
+
+
+def run_against(target: TargetConfig, out: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    with TargetProcess(target) as process:
+        result = convsim("run", "--target", process.base_url, "--out", str(out), *RUN, *args, timeout=120)
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads((out / "scorecard.json").read_text()), result.stdout
+
+
+@pytest.mark.slow
+def test_breaker_stops_escalating_and_exit_is_1(tmp_path: Path) -> None:
+    failing = TargetConfig(model="m", service_ms=10, error_rate=0.3)
+    code, card, stdout = run_against(failing, tmp_path / "a", "--qps", "20,40,60")
+    assert code == 1
+    assert [s["qps_target"] for s in card["steps"]] == [20.0]
+    assert card["breaker"]["tripped"] and card["breaker"]["at_qps"] == 20.0
+    assert "--max-error-rate" in card["breaker"]["reason"]
+    assert "circuit breaker tripped at 20 QPS" in stdout and "gates: FAIL" in stdout
+
+    code, card, _ = run_against(failing, tmp_path / "b", "--qps", "20,40", "--no-breaker")
+    assert code == 1 and [s["qps_target"] for s in card["steps"]] == [20.0, 40.0]
+    assert card["breaker"]["tripped"] is False
+    assert card["steps"][1]["verdict"]["mode"] == "recovery"  # the step after a breach
+
+    # Re-judged with a looser gate, the same records pass: report rewrites the scorecard.
+    result = convsim("report", str(tmp_path / "b"), "--max-error-rate", "0.5", "--max-context-loss", "1",
+                     "--min-ocs", "0", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rescored = json.loads((tmp_path / "b" / "scorecard.json").read_text())
+    assert rescored["gates"]["passed"] and rescored["gates"]["max_error_rate"] == 0.5
+    assert rescored["steps"][0]["errors"] == card["steps"][0]["errors"]
+
+
+@pytest.mark.slow
+def test_compare_flags_a_regression_and_not_a_rerun(tmp_path: Path) -> None:
+    healthy = TargetConfig(model="m", service_ms=10)
+    code, _, _ = run_against(healthy, tmp_path / "a", "--qps", "30")
+    assert code == 0
+    code, _, _ = run_against(healthy, tmp_path / "b", "--qps", "30", "--seed", "1")
+    assert code == 0
+    code, _, _ = run_against(TargetConfig(model="m", service_ms=10, error_rate=0.2, flip_rate=0.5), tmp_path / "c",
+                             "--qps", "30", "--no-breaker")
+    assert code == 1
+
+    same = convsim("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json")
+    assert same.returncode == 0, same.stdout
+    assert json.loads(same.stdout)["regressions"] == []
+
+    worse = convsim("compare", str(tmp_path / "a"), str(tmp_path / "c"))
+    assert worse.returncode == 1
+    assert "REGRESSION" in worse.stdout and "error rate" in worse.stdout
+    flagged = {r["figure"] for r in json.loads(convsim("compare", str(tmp_path / "a"), str(tmp_path / "c"), "--json").stdout)["rows"]
+               if r["regression"]}
+    assert {"error rate", "context loss", "OCS"} <= flagged
+
+
+def test_report_and_compare_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = convsim("report", str(tmp_path))
+    assert result.returncode == 2 and "no records.jsonl" in result.stderr and "Traceback" not in result.stderr
+    result = convsim("compare", str(tmp_path), str(tmp_path))
+    assert result.returncode == 2 and "no scorecard.json" in result.stderr
+    (tmp_path / "records.jsonl").write_text('{"v": 1, "kind": "turn"\n')
+    result = convsim("report", str(tmp_path))
+    assert result.returncode == 2 and "records.jsonl:1" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,109 @@
+"""Scoring checked against ground truth: the reference target injects forgetting, fact
+flips, paraphrases and errors at known rates; the scorecard must recover each rate.
+
+A 95% interval misses the truth one time in twenty by design, so these tests check the
+injected rate against the 99.9% interval of the same counts (and the reported 95% interval
+against Wilson's): they fail for a biased judge, not for an unlucky draw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personas import PersonaScript, build_script
+from scoring import build_scorecard, wilson
+from simulator.target import TargetConfig
+from tests.simulator.drive import drive
+
+Z999 = 3.2905
+
+SCRIPTS = [
+    {"id": "gt-en", "language": "en", "facts": {"order": {"pattern": "[0-9]{5}"}},
+     "turns": [{"user": "Hello, my order number is {order}."}, {"user": "Tell me about hotels in town."},
+               {"user": "What is my order number?", "expect": ["order"]},
+               {"user": "Which order number did I give you?", "expect": ["order"]},
+               {"user": "Can you confirm my order number?", "expect": ["order"]}]},
+    {"id": "gt-zh", "language": "zh", "facts": {"order": {"pattern": "[0-9]{5}"}},
+     "turns": [{"user": "你好，我的订单号是{order}。"}, {"user": "帮我推荐一家酒店。"},
+               {"user": "我的订单号是多少？", "expect": ["order"]},
+               {"user": "请问我的订单号是什么？", "expect": ["order"]}]},
+]
+
+
+def scripts() -> list[PersonaScript]:
+    return [build_script(s, "test") for s in SCRIPTS]
+
+
+def score(tmp_path: Path, redis_url: str, **knobs: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    target = TargetConfig(model="m", service_ms=5, service_cv=0.1, seed=7, **knobs)
+    turns, _, _ = drive(tmp_path, redis_url, target, scripts(), model="m", qps=(150.0,), duration_s=4.0,
+                        warmup_s=0.3, think_time_s=0.02, replicas=3)
+    card = build_scorecard(tmp_path / "records.jsonl", {"run_id": "gt", "config": {"seed": 0}})
+    return card["steps"][0], turns
+
+
+def holds(rate: float, part: int, whole: int, reported: list[float] | None = None) -> bool:
+    if reported is not None:
+        assert reported == pytest.approx(wilson(part, whole), abs=1e-6)
+    low, high = wilson(part, whole, z=Z999)
+    return low <= rate <= high
+
+
+@pytest.mark.slow
+def test_injected_forget_and_flip_rates_are_recovered(tmp_path: Path, redis_url: str) -> None:
+    forget, flip = 0.2, 0.15
+    step, turns = score(tmp_path, redis_url, forget_rate=forget, flip_rate=flip)
+    loss = step["context_loss"]
+    assert loss["probes"] > 250
+    # A probe loses its fact when forgotten, or kept but flipped; a flip is the latter.
+    assert holds(forget + (1 - forget) * flip, loss["lost"], loss["probes"], loss["ci95"]), loss
+    assert holds((1 - forget) * flip, loss["flips"], loss["probes"], loss["flip_ci95"]), loss
+
+    # OCS: replicas of a probe agree when both kept the fact or both forgot it; every other
+    # turn is answered alike. Expected share of differing pairs among probe pairs:
+    kept = (1 - forget) * (1 - flip)
+    differ = 1 - kept**2 - forget**2
+    ocs = step["ocs"]
+    probe_pairs = pairs_of(turns, probes=True)
+    assert probe_pairs + pairs_of(turns, probes=False) == ocs["pairs"]
+    expected = 1 - differ * probe_pairs / ocs["pairs"]
+    low, high = ocs["ci95"]
+    widen = (Z999 / 1.96 - 1) * (high - low) / 2
+    assert low - widen <= expected <= high + widen, (expected, ocs)
+    assert ocs["fact_flips"] == ocs["different"]  # every difference here is a fact difference
+
+
+@pytest.mark.slow
+def test_injected_error_rate_is_recovered(tmp_path: Path, redis_url: str) -> None:
+    step, turns = score(tmp_path, redis_url, error_rate=0.08)
+    errors = step["errors"]
+    failed = errors["by_class"]["http_5xx"]
+    assert failed == step["turns"] - step["ok"] and step["turns"] > 400
+    assert holds(0.08, failed, step["turns"], errors["ci95"]), errors
+    # A probe that got no answer is not judged; it is counted apart.
+    assert step["context_loss"]["unanswered"] == sum(
+        1 for t in turns if t["measured"] and t["expect"] and t["status"] != "ok") > 0
+
+
+@pytest.mark.slow
+def test_paraphrases_are_not_differences(tmp_path: Path, redis_url: str) -> None:
+    step, turns = score(tmp_path, redis_url, paraphrase_rate=0.6)
+    probe_answers = {t["text"] for t in turns if t["expect"] and t["status"] == "ok"}
+    templates = {text.split("4")[0].split("5")[0][:8] for text in probe_answers}
+    assert len(templates) >= 4  # the target really worded answers differently
+    assert step["context_loss"]["lost"] == 0
+    assert step["ocs"]["different"] == 0 and step["ocs"]["pairs"] > 250
+    assert step["verdict"]["status"] == "pass"
+
+
+def pairs_of(turns: list[dict[str, Any]], probes: bool) -> int:
+    """Replica pairs among measured ok answers, of probe turns or of the others."""
+    counts: dict[tuple[str, int], int] = {}
+    for t in turns:
+        if t["measured"] and t["status"] == "ok" and bool(t["expect"]) == probes:
+            key = (t["group"], t["turn"])
+            counts[key] = counts.get(key, 0) + 1
+    return sum(k * (k - 1) // 2 for k in counts.values())
