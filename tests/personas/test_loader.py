@@ -62,6 +62,8 @@ def test_facts_are_the_same_for_one_seed_and_vary_across_draws(tmp_path: Path) -
         (("language: zh", "language: fr"), 2, "language", "expected one of zh, en"),
         (("profile: chat", "profile: voice"), 3, "profile", "chat, autoglm"),
         (("think_time: {mean_s: 2}", "think_time: {mean_s: -1}"), 14, "think_time", ">= 0"),
+        (("city:  {value: 杭州}", "city:  {value: 杭州, corrects: town}"), 8, "facts.city.corrects", "defined above"),
+        (("city:  {value: 杭州}", "city:  {value: 杭州, aliases: Hangzhou}"), 8, "facts.city.aliases", "list of strings"),
     ],
 )
 def test_errors_name_file_line_field_and_fix(tmp_path: Path, change: tuple[str, str], line: int, where: str, words: str) -> None:
@@ -121,3 +123,14 @@ def test_generated_values_match_their_pattern(atoms: list[tuple[str, int, int]],
     pattern = "".join(f"{a}{{{min(lo, hi)},{max(lo, hi)}}}" for a, lo, hi in atoms)
     value = generate(pattern, random.Random(seed))
     assert re.fullmatch(pattern, value)
+
+
+def test_a_corrected_fact_cannot_be_probed_after_its_correction(tmp_path: Path) -> None:
+    text = GOOD.replace("  city:  {value: 杭州}", "  city:  {value: 杭州}\n  order2: {pattern: \"[0-9]{5}\", corrects: order}")
+    text = text.replace("  - user: 帮我推荐三家酒店。", "  - user: 不对，订单号是{order2}。")
+    with pytest.raises(PersonaError) as info:
+        load_personas(write(tmp_path, text))
+    assert "turns[2].expect: 'order' was corrected by 'order2'" in str(info.value)
+    [script] = load_personas(write(tmp_path, text.replace("expect: [order]", "expect: [order2]")))
+    assert script.probe_plan()[2] == (("order2", 1, ("order",)),)
+    assert script.facts["city"].aliases == {} and script.header()["facts"]["order2"]["corrects"] == "order"

@@ -90,3 +90,25 @@ def test_junit_lists_every_check_and_its_failures(card: dict[str, Any]) -> None:
     failed = sum(c["status"] == "fail" for c in checks)
     assert int(suite.get("failures", -1)) == failed == len(suite.findall("testcase/failure")) > 0
     assert card["gates"]["passed"] is False
+
+
+def test_scorecard_json_has_every_field_of_the_design_schema(card: dict[str, Any]) -> None:
+    assert card["schema"] == "convsim.scorecard/1"
+    assert set(card) >= {"schema", "run_id", "started_at", "convsim_version", "target", "config", "steps", "breaker"}
+    assert set(card["breaker"]) == {"tripped", "at_qps", "reason"}
+    latency_keys = {"mean", "p50", "p90", "p95", "p99", "max", "cv", "cv_ci95", "iqr_over_median"}
+    for step in card["steps"]:
+        assert set(step) >= {"qps_target", "qps_achieved", "arrival", "window_s", "turns", "ok", "unserved_slots",
+                             "sessions", "errors", "latency_ms", "corrected_latency_ms", "dispatch_lag_ms", "ttft_ms",
+                             "thinking_ms", "context_loss", "ocs", "format", "store", "verdict"}
+        assert set(step["sessions"]) >= {"started", "completed", "live_max"}
+        assert set(step["errors"]) == {"rate", "ci95", "by_class"}
+        assert set(step["latency_ms"]) >= latency_keys and set(step["corrected_latency_ms"]) >= latency_keys
+        assert set(step["dispatch_lag_ms"]) == {"p50", "p99", "max"}
+        assert set(step["ttft_ms"]) == {"mean", "p50", "p95", "p99"}
+        assert set(step["context_loss"]) >= {"probes", "lost", "rate", "ci95", "state_lost"}
+        assert set(step["ocs"]) >= {"pairs", "different", "value", "ci95", "fact_flips"}
+        assert set(step["store"]) >= {"writes", "conflicts", "retries", "lost_updates", "expired"}
+        assert set(step["verdict"]) >= {"mode", "cv_threshold", "status", "reasons"}
+        for interval in (step["errors"]["ci95"], step["context_loss"]["ci95"], step["ocs"]["ci95"]):
+            assert len(interval) == 2 and 0 <= interval[0] <= interval[1] <= 1
