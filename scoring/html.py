@@ -81,7 +81,7 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Se
             if markers:
                 parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"><title>'
                              f'{escape(name)}: {y:g} at {x:g}</title></circle>')
-        parts.append(f'<text x="{LEFT + 8 + 120 * index}" y="{TOP - 4}" class="a" fill="{colour}">&#9632; {escape(name)}</text>')
+        parts.append(f'<text x="{LEFT + 8 + 120 * index}" y="{TOP - 4}" class="a" style="fill:{colour}">&#9632; {escape(name)}</text>')
     parts.append("</svg>")
     return f"<figure>{''.join(parts)}</figure>"
 
