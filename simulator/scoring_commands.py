@@ -91,14 +91,17 @@ def _cell(value: Any, interval: list[float] | None) -> str:
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_command(run_a: str, run_b: str, as_json: bool) -> None:
+@click.option("--min-change", type=click.FloatRange(min=0), default=0.10, show_default=True,
+              help="Smallest relative change of mean latency or CV that counts as a regression.")
+def compare_command(run_a: str, run_b: str, as_json: bool, min_change: float) -> None:
     """Compare run B against run A (the baseline), step by step at matching rates.
 
     A figure with a 95% interval (mean latency, CV, error rate, context loss, OCS) is a
-    regression when B is worse and the intervals do not overlap. Exit 1 when any figure
+    regression when B is worse, the intervals do not overlap, and the change matters
+    (--min-change for latency and CV; 1 point for the rates). Exit 1 when any figure
     regressed, 0 otherwise.
     """
-    result = compare(_load_card(run_a), _load_card(run_b))
+    result = compare(_load_card(run_a), _load_card(run_b), min_change)
     out = stdout_console()
     if as_json:
         click.echo(json.dumps(result, indent=2))
