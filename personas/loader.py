@@ -14,10 +14,21 @@ from typing import Any
 import yaml
 
 from personas.pattern import PatternError, check
-from personas.script import LANGUAGES, PROFILES, FactSpec, PersonaScript, Turn, placeholders, superseded
+from personas.script import (
+    ACTIONS,
+    LANGUAGES,
+    NORMALIZERS,
+    PROFILES,
+    FactSpec,
+    PersonaScript,
+    ToolResult,
+    Turn,
+    placeholders,
+    superseded,
+)
 
 SUFFIXES = (".yaml", ".yml", ".json")
-_TOP_KEYS = {"id", "language", "profile", "system", "facts", "turns", "think_time", "weight", "format"}
+_TOP_KEYS = {"id", "language", "profile", "system", "facts", "turns", "think_time", "weight", "format", "tools", "title"}
 
 
 class PersonaError(ValueError):
@@ -93,7 +104,12 @@ def build_script(data: Any, source: str, lines: dict[str, int] | None = None) ->
         raise fail("system", "expected a string system prompt")
 
     facts = _facts(data.get("facts") or {}, fail)
-    turns = _turns(data.get("turns"), facts, fail)
+    turns = _turns(data.get("turns"), facts, profile, fail)
+    tools = _tool_definitions(data.get("tools"), fail)
+    declared = {t["function"]["name"] for t in tools}
+    for i, turn in enumerate(turns):
+        if turn.tool and turn.tool.name not in declared:
+            raise fail(f"turns[{i}].tool", f"tool {turn.tool.name!r} is not declared under tools: ({', '.join(sorted(declared)) or 'none'})")
 
     think = data.get("think_time")
     think_s: float | None = None
@@ -107,7 +123,8 @@ def build_script(data: Any, source: str, lines: dict[str, int] | None = None) ->
         raise fail("weight", "expected a positive number")
     return PersonaScript(
         id=pid, language=language, profile=profile, system=system, facts=facts,
-        turns=turns, think_time_s=think_s, weight=float(weight), source=source,
+        turns=turns, think_time_s=think_s, weight=float(weight), tools=tools, source=source,
+        title=str(data.get("title") or ""),
     )
 
 
@@ -126,9 +143,15 @@ def _facts(raw: Any, fail: Any) -> dict[str, FactSpec]:
         kinds = [k for k in ("value", "pool", "pattern") if k in spec]
         if len(kinds) != 1:
             raise fail(where, "give exactly one of value, pool or pattern")
-        extra = sorted(set(spec) - {"value", "pool", "pattern", "aliases", "corrects"})
+        extra = sorted(set(spec) - {"value", "pool", "pattern", "aliases", "corrects", "normalize"})
         if extra:
-            raise fail(f"{where}.{extra[0]}", "unknown field; expected value, pool, pattern, aliases or corrects")
+            raise fail(f"{where}.{extra[0]}", "unknown field; expected value, pool, pattern, aliases, corrects or normalize")
+        normalizers = spec.get("normalize") or []
+        if isinstance(normalizers, str):
+            normalizers = [normalizers]
+        if not isinstance(normalizers, list) or any(n not in NORMALIZERS for n in normalizers):
+            raise fail(f"{where}.normalize", f"expected a list of {', '.join(NORMALIZERS)} (case, full-width forms "
+                                             "and Chinese numerals are always normalized)")
         pool = spec.get("pool")
         if pool is not None and (not isinstance(pool, list) or not pool):
             raise fail(f"{where}.pool", "expected a non-empty list of values")
@@ -154,28 +177,38 @@ def _facts(raw: Any, fail: Any) -> dict[str, FactSpec]:
             pattern=None if pattern is None else str(pattern),
             aliases={str(k): tuple(str(a) for a in v) for k, v in aliases.items()},
             corrects=None if corrects is None else str(corrects),
+            normalize=tuple(normalizers),
         )
     return facts
 
 
-def _turns(raw: Any, facts: dict[str, FactSpec], fail: Any) -> tuple[Turn, ...]:
+def _turns(raw: Any, facts: dict[str, FactSpec], profile: str, fail: Any) -> tuple[Turn, ...]:
     if not isinstance(raw, list) or not raw:
         raise fail("turns", "expected a non-empty list of turns, each {user: TEXT}")
     planted: set[str] = set()
     turns = []
+    allowed = {"user", "expect", "tool"} | ({"screen", "action"} if profile == "autoglm" else set())
     for i, item in enumerate(raw):
         where = f"turns[{i}]"
         if isinstance(item, str):
             item = {"user": item}
-        if not isinstance(item, dict) or not isinstance(item.get("user"), str) or not item["user"].strip():
-            raise fail(where, "expected {user: TEXT} with non-empty text")
-        extra = sorted(set(item) - {"user", "expect"})
+        if not isinstance(item, dict):
+            raise fail(where, "expected {user: TEXT}")
+        extra = sorted(set(item) - allowed)
         if extra:
-            raise fail(f"{where}.{extra[0]}", "unknown field; a turn has user and optional expect")
-        for name in placeholders(item["user"]):
-            if name not in facts:
-                raise fail(f"{where}.user", f"unknown fact {{{name}}}; define it under facts: or fix the name")
-            planted.add(name)
+            raise fail(f"{where}.{extra[0]}", f"unknown field; a {profile} turn has {', '.join(sorted(allowed))}")
+        screen = _screen(item, where, profile, i, fail)
+        user = item.get("user", "" if profile == "autoglm" and i > 0 else None)
+        if not isinstance(user, str) or (not user.strip() and not (profile == "autoglm" and i > 0)):
+            need = "the task" if profile == "autoglm" else "non-empty text"
+            raise fail(f"{where}.user" if "user" in item else where, f"expected user: TEXT with {need}")
+        tool = _tool(item.get("tool"), f"{where}.tool", fail)
+        texts = [user] + ([tool.arguments, tool.content] if tool else []) + [str(v) for v in (screen or {}).values()]
+        for text in texts:
+            for name in placeholders(text):
+                if name not in facts:
+                    raise fail(f"{where}.user", f"unknown fact {{{name}}}; define it under facts: or fix the name")
+                planted.add(name)
         expect = item.get("expect") or []
         if isinstance(expect, str):
             expect = [expect]
@@ -189,8 +222,50 @@ def _turns(raw: Any, facts: dict[str, FactSpec], fail: Any) -> tuple[Turn, ...]:
             newer = [f for f in planted if name in superseded(facts, f)]
             if newer:
                 raise fail(f"{where}.expect", f"{name!r} was corrected by {newer[0]!r} in an earlier turn; expect {newer[0]!r}")
-        turns.append(Turn(user=item["user"], expect=tuple(str(e) for e in expect)))
+        action = item.get("action")
+        if action is not None and action not in ACTIONS:
+            raise fail(f"{where}.action", f"expected one of {', '.join(ACTIONS)}, got {action!r}")
+        turns.append(Turn(user=user, expect=tuple(str(e) for e in expect), tool=tool, screen=screen, action=action))
     return tuple(turns)
+
+
+def _screen(item: dict[str, Any], where: str, profile: str, index: int, fail: Any) -> dict[str, Any] | None:
+    if profile != "autoglm":
+        return None
+    screen = item.get("screen")
+    if not isinstance(screen, dict) or not isinstance(screen.get("app"), str):
+        raise fail(f"{where}.screen", "an autoglm step needs screen: {app: NAME, ...} (what the phone shows)")
+    return screen
+
+
+def _tool(raw: Any, where: str, fail: Any) -> ToolResult | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or "result" not in raw:
+        raise fail(where, "expected {name: TOOL, arguments: {..}, result: TEXT}")
+    arguments = raw.get("arguments") or {}
+    result = raw["result"]
+    return ToolResult(
+        name=raw["name"],
+        arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False),
+        content=result if isinstance(result, str) else json.dumps(result, ensure_ascii=False),
+    )
+
+
+def _tool_definitions(raw: Any, fail: Any) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fail("tools", "expected a list of {name, description, parameters}")
+    out = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise fail(f"tools[{i}]", "expected {name: NAME, description: TEXT, parameters: JSON-SCHEMA}")
+        out.append({"type": "function", "function": {
+            "name": tool["name"], "description": str(tool.get("description", "")),
+            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+        }})
+    return tuple(out)
 
 
 def load_file(path: str | Path) -> PersonaScript:

@@ -17,6 +17,9 @@ from personas.pattern import generate
 FORMAT_VERSION = 1
 LANGUAGES = ("zh", "en")
 PROFILES = ("chat", "autoglm")
+NORMALIZERS = ("digits",)  # beyond what every comparison does (case, width, numerals, separators)
+ACTIONS = ("Launch", "Tap", "Type", "Swipe", "Back", "Home", "Long Press", "Double Tap", "Wait",
+           "Take_over", "Note", "Call_API", "Interact", "finish")
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -30,6 +33,7 @@ class FactSpec:
     pattern: str | None = None
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # value -> other ways to write it
     corrects: str | None = None  # this fact is a correction of that one: once stated, it wins
+    normalize: tuple[str, ...] = ()  # "digits": compare digits only (138-1234-5678 = 13812345678)
 
     def draw(self, rng: random.Random, avoid: str | None = None) -> str:
         """A value; `avoid` (the corrected fact's value) is redrawn a few times if drawn."""
@@ -49,19 +53,47 @@ class FactSpec:
         """What the scoring side needs to recognise this fact's values (records.jsonl head)."""
         values = (self.value,) if self.value is not None else self.pool
         return {"pool": list(values), "pattern": self.pattern,
-                "aliases": {v: list(a) for v, a in self.aliases.items()}, "corrects": self.corrects}
+                "aliases": {v: list(a) for v, a in self.aliases.items()}, "corrects": self.corrects,
+                "normalize": list(self.normalize)}
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool call the application made before this turn, and what the tool returned.
+
+    Sent as an assistant message with that tool call followed by the tool's message, the
+    way an agent application feeds results back (OpenAI tool-calling protocol)."""
+
+    name: str
+    arguments: str  # JSON text
+    content: str
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One user turn; `expect` names the facts the answer must carry (a probe)."""
+    """One user turn; `expect` names the facts the answer must carry (a probe).
+
+    For `autoglm` scripts a step also has the screen the simulated phone shows (`screen`,
+    with at least `app`) and the class of action the step calls for (`action`)."""
 
     user: str
     expect: tuple[str, ...] = ()
+    tool: ToolResult | None = None
+    screen: Mapping[str, object] | None = None
+    action: str | None = None
 
     @property
     def is_probe(self) -> bool:
         return bool(self.expect)
+
+    def texts(self) -> list[str]:
+        """Every text of the turn that may hold `{fact}` placeholders."""
+        out = [self.user]
+        if self.tool:
+            out += [self.tool.arguments, self.tool.content]
+        if self.screen:
+            out += [str(v) for v in self.screen.values()]
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,8 @@ class PersonaScript:
     system: str | None = None
     think_time_s: float | None = None
     weight: float = 1.0
+    tools: tuple[Mapping[str, object], ...] = ()  # OpenAI function definitions sent with each request
+    title: str = ""  # one line for `convsim personas list`
     source: str = "<memory>"
 
     def draw_facts(self, rng: random.Random) -> dict[str, str]:
@@ -91,8 +125,9 @@ class PersonaScript:
         plan = []
         for index, turn in enumerate(self.turns):
             plan.append(tuple((name, index - last_stated[name], self.superseded(name)) for name in turn.expect))
-            for name in placeholders(turn.user):
-                last_stated[name] = index
+            for text in turn.texts():
+                for name in placeholders(text):
+                    last_stated[name] = index
         return tuple(plan)
 
     def header(self) -> dict[str, object]:

@@ -28,6 +28,7 @@ class FactRule:
     pool: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = None
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # value -> its aliases
+    digits: bool = False  # compare digits only: 138-1234-5678 states 13812345678
 
     @classmethod
     def from_header(cls, name: str, spec: Mapping[str, Any]) -> FactRule:
@@ -36,25 +37,40 @@ class FactRule:
         if pattern:
             # Bounded so a 5-digit pattern does not match inside a 6-digit number.
             compiled = re.compile(rf"(?<![0-9a-z])(?:{pattern})(?![0-9a-z])", re.IGNORECASE)
+        digits = "digits" in (spec.get("normalize") or ())
+        canon = _digits_only if digits else normalize
         aliases = {
-            normalize(value): tuple(normalize(a) for a in names)
+            canon(value): tuple(normalize(a) for a in names)
             for value, names in (spec.get("aliases") or {}).items()
         }
-        return cls(name, tuple(normalize(v) for v in spec.get("pool") or ()), compiled, aliases)
+        return cls(name, tuple(canon(v) for v in spec.get("pool") or ()), compiled, aliases, digits)
+
+    def canon(self, value: str) -> str:
+        """The form a value of this fact is compared in."""
+        return _digits_only(value) if self.digits else normalize(value)
 
     def forms(self, value: str) -> tuple[str, ...]:
         """The normalized ways of writing one value: itself and its aliases."""
         return (value, *self.aliases.get(value, ()))
 
     def stated(self, text: str, own: str, stale: Iterable[str] = ()) -> frozenset[str]:
-        """Values of this fact a normalized answer states, each in canonical normalized form."""
+        """Values of this fact a normalized answer states, each in canonical form (`canon`)."""
+        if self.digits:
+            text = _DIGIT_GAPS.sub("", text)
         found = set()
         for value in (own, *stale, *self.pool):
             if value not in found and any(contains(text, form) for form in self.forms(value)):
                 found.add(value)
         if self.pattern is not None:
-            found.update(normalize(m.group(0)) for m in self.pattern.finditer(text))
+            found.update(self.canon(m.group(0)) for m in self.pattern.finditer(text))
         return frozenset(found)
+
+
+_DIGIT_GAPS = re.compile(r"(?<=\d)[\s\-.·/()]+(?=\d)")
+
+
+def _digits_only(value: str) -> str:
+    return "".join(ch for ch in normalize(value) if ch.isdigit())
 
 
 Rules = Mapping[str, Mapping[str, FactRule]]  # persona id -> fact name -> rule
@@ -93,9 +109,10 @@ def judge_probe(text: str, expect: Mapping[str, str], stale: Mapping[str, list[s
     answer = normalize(text)
     carried, lost, flipped = [], [], []
     for name, value in expect.items():
-        own = normalize(value)
-        old = [normalize(v) for v in stale.get(name, ())]
-        stated = rule_for(rules, persona, name).stated(answer, own, old)
+        rule = rule_for(rules, persona, name)
+        own = rule.canon(value)
+        old = [rule.canon(v) for v in stale.get(name, ())]
+        stated = rule.stated(answer, own, old)
         if own in stated:
             carried.append(name)
         else:

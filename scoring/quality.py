@@ -11,9 +11,10 @@ for OCS) are kept per script so steps can be compared paired (`stats.paired_delt
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
@@ -95,7 +96,11 @@ class StepPairs:
 
 
 def _stated(text: str, persona: str, facts: Mapping[str, str], rules: Rules) -> dict[str, frozenset[str]]:
-    return {name: rule_for(rules, persona, name).stated(text, normalize(value)) for name, value in facts.items()}
+    out = {}
+    for name, value in facts.items():
+        rule = rule_for(rules, persona, name)
+        out[name] = rule.stated(text, rule.canon(value))
+    return out
 
 
 def _facts_differ(a: tuple[frozenset[str], dict[str, frozenset[str]]],

@@ -66,3 +66,14 @@ def test_the_plan_says_how_far_back_and_what_was_superseded() -> None:
     for seed in range(50):
         facts = script.draw_facts(random.Random(seed))
         assert facts["order_fixed"] != facts["order"]
+
+
+def test_a_digits_normalizer_ignores_separators() -> None:
+    persona = {"id": "p", "facts": {"phone": {"pattern": "1[0-9]{10}", "normalize": ["digits"]}},
+               "turns": [{"user": "My phone is {phone}."}, {"user": "My phone?", "expect": ["phone"]}]}
+    script = build_script(persona, "test")
+    found = load_rules({"personas": {"p": script.header()}})
+    assert judge_probe("Call 138-1234-5678 today", {"phone": "13812345678"}, {}, "p", found).carried == ("phone",)
+    assert judge_probe("Call 138 1234 5679 today", {"phone": "13812345678"}, {}, "p", found).flipped == ("phone",)
+    # Without the normalizer the separated form is not the value.
+    assert judge_probe("Call 138-1234-5678 today", {"phone": "13812345678"}, {}, "p", rules()).lost == ("phone",)
