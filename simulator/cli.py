@@ -10,7 +10,13 @@ import click
 from rich.console import Console
 
 from simulator import config as defaults
-from simulator.cli_options import NON_NEGATIVE, POSITIVE, scoring_options, scoring_settings, stdout_console
+from simulator.cli_options import (
+    NON_NEGATIVE,
+    POSITIVE,
+    scoring_options,
+    scoring_settings,
+    stdout_console,
+)
 from simulator.errors import UsageError
 from simulator.target.server import TargetConfig
 
@@ -195,7 +201,11 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
         run_event_loop(measure())
 
 
-from simulator.scoring_commands import calibrate_command, compare_command, report_command  # noqa: E402
+from simulator.scoring_commands import (  # noqa: E402
+    calibrate_command,
+    compare_command,
+    report_command,
+)
 
 for _command in (report_command, compare_command, calibrate_command):
     cli.add_command(_command)

@@ -36,7 +36,7 @@ from simulator.arrivals import ARRIVALS
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.errors import EndpointError
-from simulator.profiles import PROFILES, DialogueProfile
+from simulator.profiles import PROFILES, DialogueProfile, tool_messages
 from simulator.recorder import RecordWriter
 
 YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
@@ -293,7 +293,12 @@ class Engine:
         index = state.turn
         turn = script.turns[index]
         user_text = render(turn.user, state.facts)
-        messages = profile.request_messages(script.system, state.messages, user_text)
+        before = tool_messages(turn, index, state.facts)
+        messages = profile.request_messages(script.system, [*state.messages, *before] if before else state.messages,
+                                            user_text)
+        params = profile.request_params()
+        if script.tools:
+            params = {**params, "tools": list(script.tools)}
         p = self.progress
         p.sent += 1
         p.in_flight += 1
@@ -301,7 +306,7 @@ class Engine:
         status, error, http_status = "ok", None, None
         t_sent = time.perf_counter()
         try:
-            completion = await self.client.complete(messages, self.config.stream, profile.request_params())
+            completion = await self.client.complete(messages, self.config.stream, params)
         except EndpointError as exc:
             status, error, http_status = exc.kind, str(exc)[:300], exc.status
         except asyncio.CancelledError:
@@ -312,6 +317,7 @@ class Engine:
         end_session = status in ("context_overflow", "cancelled")
         store_status = "skipped"
         if completion is not None:
+            state.messages.extend(before)
             state.messages.append(profile.user_message(user_text))
             state.messages.append(profile.assistant_message(completion.text))
         state.turn += 1

@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence
 
+from personas import PersonaScript, Turn, render
+
+
+def tool_messages(turn: Turn, index: int, facts: dict[str, str]) -> list[dict[str, Any]]:
+    """The tool call an application made before this turn and its result, as chat messages."""
+    if turn.tool is None:
+        return []
+    call_id = f"call_{index}_{turn.tool.name}"
+    call = {"id": call_id, "type": "function",
+            "function": {"name": turn.tool.name, "arguments": render(turn.tool.arguments, facts)}}
+    return [{"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call_id, "content": render(turn.tool.content, facts)}]
+
 
 class DialogueProfile(Protocol):
     name: str
@@ -45,3 +58,8 @@ class ChatProfile:
 
 
 PROFILES: dict[str, DialogueProfile] = {p.name: p for p in (ChatProfile(),)}
+
+
+def drivable(scripts: Sequence[PersonaScript]) -> list[PersonaScript]:
+    """The scripts whose profile this version can drive (the library holds every profile)."""
+    return [s for s in scripts if s.profile in PROFILES]

@@ -29,7 +29,7 @@ from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
 from simulator.errors import EndpointError, ModelNotFound, UsageError
-from simulator.profiles import PROFILES
+from simulator.profiles import PROFILES, drivable
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
 
@@ -46,6 +46,8 @@ def load_scripts(spec: str) -> list[PersonaScript]:
         scripts = load_personas(spec)
     except PersonaError as exc:
         raise UsageError(f"{exc}") from None
+    if spec == "builtin":  # the library holds every profile; a run drives the ones it can
+        scripts = drivable(scripts)
     for script in scripts:
         if script.profile not in PROFILES:
             raise UsageError(

@@ -13,7 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from scoring import RecordError, ScoringOptions
-from scoring.calibration import CalibrationError, calibrate, load_pairs, shipped_pairs_path
+from scoring.calibration import (
+    CalibrationError,
+    calibrate,
+    load_pairs,
+    shipped_pairs_path,
+)
 from scoring.compare import compare
 from scoring.embed import DEFAULT_EMBEDDER, EmbedderError, load_embedder
 from simulator.cli_options import make_gates, scoring_options, stdout_console

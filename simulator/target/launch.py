@@ -71,7 +71,9 @@ class TargetProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout_s: float = 20.0) -> "TargetProcess":
-        from session_store.embedded import die_with_parent  # the same parent-death guard as Redis
+        from session_store.embedded import (
+            die_with_parent,  # the same parent-death guard as Redis
+        )
 
         cmd = [sys.executable, "-m", "simulator.target", "--host", self.host, "--port", "0", *config_args(self.config)]
         self._proc = subprocess.Popen(

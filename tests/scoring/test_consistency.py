@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from scoring import DEFAULT_THRESHOLD, calibrate, load_embedder, load_pairs, paired_delta
+from scoring import (
+    DEFAULT_THRESHOLD,
+    calibrate,
+    load_embedder,
+    load_pairs,
+    paired_delta,
+)
 from scoring.embed import EmbeddingCache
 from scoring.quality import ocs, pair_up
 

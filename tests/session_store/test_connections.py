@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from session_store import EmbeddedRedis, RedisSessionStore, SessionState, StoreUnavailable
+from session_store import (
+    EmbeddedRedis,
+    RedisSessionStore,
+    SessionState,
+    StoreUnavailable,
+)
 from tests.conftest import free_port, run
 
 

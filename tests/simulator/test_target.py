@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from simulator import ContextOverflow, EndpointClient, EndpointConnectError, EndpointStatusError, ModelNotFound
+from simulator import (
+    ContextOverflow,
+    EndpointClient,
+    EndpointConnectError,
+    EndpointStatusError,
+    ModelNotFound,
+)
 from simulator.target import TargetConfig, TargetProcess, serving
 from tests.conftest import run
 

@@ -1,0 +1,100 @@
+"""Run one dialogue turn by turn against an endpoint and judge its probes.
+
+No load, no store: this is what `convsim check` and the pytest plugin use to ask "does
+this endpoint remember?" of one scripted or generated dialogue at a time.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from personas import PersonaScript, render
+from scoring import judge_probe, load_rules
+from simulator.client import EndpointClient
+from simulator.errors import EndpointError
+from simulator.profiles import PROFILES, tool_messages
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    index: int
+    user: str
+    answer: str | None
+    status: str  # ok or an error class
+    expect: Mapping[str, str] = field(default_factory=dict)
+    lost: tuple[str, ...] = ()
+    flipped: tuple[str, ...] = ()
+
+    @property
+    def failed_probe(self) -> bool:
+        return self.status == "ok" and bool(self.lost)
+
+
+@dataclass(frozen=True)
+class DialogueResult:
+    script: PersonaScript
+    facts: Mapping[str, str]
+    turns: tuple[TurnResult, ...]
+
+    @property
+    def failed_probes(self) -> list[TurnResult]:
+        return [t for t in self.turns if t.failed_probe]
+
+    @property
+    def errors(self) -> list[TurnResult]:
+        return [t for t in self.turns if t.status != "ok"]
+
+    @property
+    def all_probes_carried(self) -> bool:
+        return not self.failed_probes
+
+    def outcome(self) -> tuple[tuple[int, bool], ...]:
+        """Which probes (by the fact names they check) were carried: what metamorphic variants compare."""
+        return tuple((i, not t.lost) for i, t in enumerate(t for t in self.turns if t.expect))
+
+    def explain(self) -> str:
+        lines = [f"dialogue {self.script.id} ({len(self.turns)} turns), facts {dict(self.facts)}"]
+        for t in self.turns:
+            mark = "PROBE " if t.expect else "      "
+            lines.append(f"  {mark}turn {t.index}: {t.user}")
+            if t.status != "ok":
+                lines.append(f"         -> error {t.status}")
+            else:
+                lines.append(f"         -> {t.answer}")
+            if t.lost:
+                kind = "flipped" if t.flipped else "lost"
+                lines.append(f"         !! {kind}: " + ", ".join(f"{n} (expected {t.expect[n]!r})" for n in t.lost))
+        return "\n".join(lines)
+
+
+async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Mapping[str, str] | None = None,
+                       seed: int = 0, stream: bool = False) -> DialogueResult:
+    """Send the script's turns in order, each with the whole history; judge each probe."""
+    facts = dict(facts) if facts is not None else script.draw_facts(random.Random(seed))
+    profile = PROFILES[script.profile]
+    rules = load_rules({"personas": {script.id: script.header()}})
+    plan = script.probe_plan()
+    history: list[Mapping[str, Any]] = []
+    params = {**profile.request_params(), **({"tools": list(script.tools)} if script.tools else {})}
+    results = []
+    for index, turn in enumerate(script.turns):
+        user_text = render(turn.user, facts)
+        before = tool_messages(turn, index, facts)
+        messages = profile.request_messages(script.system, [*history, *before], user_text)
+        expect = {name: facts[name] for name in turn.expect}
+        try:
+            completion = await client.complete(messages, stream, params)
+        except EndpointError as exc:
+            results.append(TurnResult(index, user_text, None, exc.kind, expect))
+            continue
+        history += [*before, profile.user_message(user_text), profile.assistant_message(completion.text)]
+        lost: tuple[str, ...] = ()
+        flipped: tuple[str, ...] = ()
+        if expect:
+            stale = {name: [facts[old] for old in olds] for name, _, olds in plan[index] if olds}
+            verdict = judge_probe(completion.text, expect, stale, script.id, rules)
+            lost, flipped = verdict.lost, verdict.flipped
+        results.append(TurnResult(index, user_text, completion.text, "ok", expect, lost, flipped))
+    return DialogueResult(script, facts, tuple(results))
