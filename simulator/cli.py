@@ -120,6 +120,7 @@ _TARGET_HELP = {
     "chunk_chars": "Characters per streamed chunk.",
     "context_tokens": "Context window; longer prompts get HTTP 400.",
     "history_window": "Answers see only the last K messages (0: all).",
+    "forget_after": "Answers forget what the user said more than K turns back (0: never).",
     "truncate_above": "Above N requests in flight, drop the older half of the history (0: never).",
     "error_rate": "Share of requests answered with HTTP 500.",
     "reset_rate": "Share of requests whose connection is reset.",
@@ -201,13 +202,14 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
         run_event_loop(measure())
 
 
+from simulator.check_command import check_command, personas_group  # noqa: E402
 from simulator.scoring_commands import (  # noqa: E402
     calibrate_command,
     compare_command,
     report_command,
 )
 
-for _command in (report_command, compare_command, calibrate_command):
+for _command in (report_command, compare_command, calibrate_command, check_command, personas_group):
     cli.add_command(_command)
 
 

@@ -23,8 +23,8 @@ def test_public_names_are_pinned() -> None:
         "VersionConflict", "find_redis_server", "redact_url",
     ]
     assert personas.__all__ == [
-        "FORMAT_VERSION", "FactSpec", "PatternError", "PersonaError", "PersonaScript", "Turn", "build_script",
-        "builtin_personas", "load_file", "load_personas", "render",
+        "ACTIONS", "FORMAT_VERSION", "FactSpec", "PatternError", "PersonaError", "PersonaScript", "ToolResult", "Turn",
+        "build_script", "builtin_personas", "dump_yaml", "load_file", "load_personas", "render", "to_data",
     ]
     assert scoring.__all__ == [
         "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "EMBEDDERS", "ERROR_CLASSES", "PERCENTILES", "RECORD_VERSION",

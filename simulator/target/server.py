@@ -4,7 +4,7 @@ Every fault is a knob, so convsim's measurements can be checked against what was
 service time (mean, CV, a capacity of parallel slots and a batching slowdown, so latency
 grows with concurrency as a real server's does), errors, connection resets, hangs, garbage
 in the stream, a context window with a 400 on overflow, a history window, load-dependent
-truncation, and forget / fact-flip / paraphrase rates in the answers.
+truncation, a forget-after-K-turns rule, and forget / fact-flip / paraphrase rates in the answers.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class TargetConfig:
     chunk_chars: int = 8
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
     history_window: int = 0
+    forget_after: int = 0
     truncate_above: int = 0
     error_rate: float = 0.0
     reset_rate: float = 0.0
@@ -163,6 +164,10 @@ class ReferenceTarget:
         rest = messages[len(system) :]
         if cfg.history_window > 0:
             rest = rest[-cfg.history_window :]
+        if cfg.forget_after > 0:  # what the user said more than K turns back is gone
+            users = [i for i, m in enumerate(rest) if m.get("role") == "user"]
+            if len(users) > cfg.forget_after + 1:
+                rest = rest[users[-(cfg.forget_after + 1)] :]
         if cfg.truncate_above > 0 and self.in_flight > cfg.truncate_above and len(rest) > 1:
             rest = rest[len(rest) // 2 :]  # overloaded: keep only the newer half
         return system + rest

@@ -1,0 +1,144 @@
+"""`convsim check` and `convsim personas`: dialogue sources from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from personas import PersonaError, builtin_personas, load_personas
+from personas.dump import dump_yaml
+from simulator import config as defaults
+from simulator.cli_options import stdout_console
+from simulator.errors import UsageError
+
+EXIT_FAILED = 1
+
+
+@click.command("check")
+@click.option("--target", required=True, metavar="URL", help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
+@click.option("--model", default=defaults.DEFAULT_MODEL, show_default=True, help="Model name sent in every request.")
+@click.option("--api-key", envvar=["CONVSIM_API_KEY", "OPENAI_API_KEY"], metavar="KEY", help="Bearer token (also OPENAI_API_KEY); never written anywhere.")
+@click.option("--max-examples", type=click.IntRange(min=1), default=25, show_default=True, help="Generated dialogues to try (each is several requests).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search: the same seed tries the same dialogues.")
+@click.option("--language", type=click.Choice(["en", "zh"]), default=None, help="Generate only this language (default: both).")
+@click.option("--max-turns", type=click.IntRange(min=2, max=40), default=12, show_default=True, help="Longest dialogue generated.")
+@click.option("--metamorphic/--no-metamorphic", default=True, show_default=True, help="Also check that a variant of each dialogue gets the same probe outcomes.")
+@click.option("--confirm", type=click.IntRange(min=0), default=2, show_default=True, help="Re-runs of the minimal failure, to say how often it reproduces.")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False), default="convsim-check", show_default=True, help="Folder for the minimal failing dialogue (a persona file).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Seconds a turn may take.")
+def check_command(target: str, model: str, api_key: str | None, max_examples: int, seed: int, language: str | None,
+                  max_turns: int, metamorphic: bool, confirm: int, save_dir: str, timeout: float) -> None:
+    """Search for dialogues the endpoint gets wrong, and shrink them to the smallest one.
+
+    Hypothesis generates dialogues that state facts, make small talk and then ask for the
+    facts; each runs turn by turn. Properties: every probe is answered with the fact, and a
+    variant of the dialogue (facts all at once, one per turn, reordered, padded, paraphrased)
+    gets the same outcomes. A failure is shrunk to a minimal dialogue, printed, and saved as
+    a persona file you can replay under load: convsim run --personas FILE.
+
+    Exit 0 when no failure was found, 1 when one was (flaky ones included), 2 on bad input.
+    """
+    from simulator.check import CheckOptions, check
+    from simulator.client import EndpointClient
+    from simulator.runner import preflight
+
+    out = stdout_console()
+    err = Console(stderr=True, highlight=False)
+    options = CheckOptions(max_examples=max_examples, seed=seed, language=language, max_turns=max_turns,
+                           metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir))
+
+    def client() -> EndpointClient:
+        return EndpointClient(target, model, api_key, timeout)
+
+    import asyncio
+
+    async def reachable() -> None:
+        probe = client()
+        try:
+            await preflight(probe)
+        finally:
+            await probe.aclose()
+
+    asyncio.run(reachable())
+    err.print(f"checking {target} (model {model}): up to {max_examples} generated dialogues, seed {seed}")
+    report = check(client, options, log=lambda line: err.print(line))
+    out.print(f"tried {report.examples} examples ({report.dialogues} dialogues); "
+              f"{report.discarded} dropped after endpoint errors")
+    if report.flaky:
+        out.print("[bold yellow]FLAKY[/]: a failure was seen but did not reproduce while shrinking; the model "
+                  "does not answer the same dialogue the same way. Evidence (first failure):")
+        if report.failures:
+            out.print(report.failures[0].evidence, highlight=False, markup=False)
+        sys.exit(EXIT_FAILED)
+    if report.minimal is None:
+        out.print("[green]no failure found[/]")
+        return
+    failure = report.minimal
+    out.print(f"[bold red]FAILED[/] ({failure.kind}); minimal dialogue after shrinking through "
+              f"{len(report.failures)} failing examples ({len(failure.plan.ops)} turns):")
+    out.print(failure.evidence, highlight=False, markup=False)
+    if report.reproduced:
+        failed, tries = report.reproduced
+        out.print(f"reproduced {failed} of {tries} runs" + ("" if failed == tries else " (not deterministic)"))
+    out.print(f"saved: {report.saved}  (replay: convsim run --personas {report.saved})")
+    sys.exit(EXIT_FAILED)
+
+
+@click.group("personas")
+def personas_group() -> None:
+    """List, show and validate persona scripts (the built-in library or your files)."""
+
+
+def _load(spec: str) -> list[Any]:
+    try:
+        return builtin_personas() if spec == "builtin" else load_personas(spec)
+    except PersonaError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@personas_group.command("list")
+@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|builtin")
+def personas_list(spec: str) -> None:
+    """One line per persona: id, language, profile, turns, probes, farthest recall, title."""
+    table = Table(title=f"personas: {spec}", title_justify="left")
+    for name in ("id", "lang", "profile", "turns", "probes", "max back", "title"):
+        table.add_column(name, justify="right" if name in ("turns", "probes", "max back") else "left")
+    for script in _load(spec):
+        distances = [back for turn in script.probe_plan() for _, back, _ in turn]
+        table.add_row(script.id, script.language, script.profile, str(len(script.turns)),
+                      str(sum(1 for t in script.turns if t.expect)), str(max(distances, default=0)), script.title)
+    stdout_console().print(table)
+
+
+@personas_group.command("show")
+@click.argument("persona_id")
+@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|builtin")
+def personas_show(persona_id: str, spec: str) -> None:
+    """Print one persona as a file you can copy and edit."""
+    scripts = {s.id: s for s in _load(spec)}
+    if persona_id not in scripts:
+        raise UsageError(f"no persona {persona_id!r} in {spec}; see convsim personas list --personas {spec}")
+    click.echo(dump_yaml(scripts[persona_id]), nl=False)
+
+
+@personas_group.command("validate")
+@click.argument("paths", nargs=-1, required=True)
+def personas_validate(paths: tuple[str, ...]) -> None:
+    """Check persona files or folders; print each problem as file:line: field: fix. Exit 2
+    when any is invalid."""
+    problems = 0
+    for path in paths:
+        try:
+            scripts = load_personas(path)
+        except PersonaError as exc:
+            click.echo(f"convsim: error: {exc}", err=True)
+            problems += 1
+            continue
+        click.echo(f"ok: {path}: {len(scripts)} persona(s): {', '.join(s.id for s in scripts)}")
+    if problems:
+        sys.exit(2)

@@ -1,0 +1,71 @@
+"""pytest plugin (entry point `pytest11`): test your endpoint's memory with Hypothesis.
+
+    # test_memory.py
+    from hypothesis import given, settings
+    from personas.strategies import dialogues
+
+    @settings(deadline=None, max_examples=20)
+    @given(dialogue=dialogues(language="en", max_turns=8))
+    def test_remembers(convsim_endpoint, dialogue):
+        result = convsim_endpoint.run(dialogue)
+        assert result.all_probes_carried, result.explain()
+
+    $ pytest --convsim-target http://localhost:8000/v1 --convsim-model my-model
+
+Without --convsim-target, tests that use `convsim_endpoint` are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Iterator, Mapping
+
+import pytest
+
+from personas import PersonaScript
+from simulator.client import EndpointClient
+from simulator.config import DEFAULT_MODEL
+from simulator.dialogue import DialogueResult, run_dialogue
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("convsim", "convsim: dialogue tests against an OpenAI-compatible endpoint")
+    group.addoption("--convsim-target", metavar="URL", default=None,
+                    help="Base URL of the endpoint, e.g. http://localhost:8000/v1 (tests using convsim_endpoint "
+                         "are skipped without it)")
+    group.addoption("--convsim-model", metavar="NAME", default=DEFAULT_MODEL, help="Model name sent in requests.")
+    group.addoption("--convsim-timeout", type=float, default=60.0, help="Seconds a turn may take.")
+
+
+class Endpoint:
+    """A synchronous face on the endpoint for test functions (Hypothesis calls them synchronously)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None, timeout_s: float) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = self._loop.run_until_complete(self._make(base_url, model, api_key, timeout_s))
+
+    @staticmethod
+    async def _make(base_url: str, model: str, api_key: str | None, timeout_s: float) -> EndpointClient:
+        return EndpointClient(base_url, model, api_key, timeout_s)
+
+    def run(self, script: PersonaScript, facts: Mapping[str, str] | None = None, seed: int = 0) -> DialogueResult:
+        """Run a dialogue turn by turn and judge its probes."""
+        return self._loop.run_until_complete(run_dialogue(self._client, script, facts, seed))
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def convsim_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
+    """The endpoint named by --convsim-target (API key from CONVSIM_API_KEY or OPENAI_API_KEY)."""
+    config: Any = request.config
+    target = config.getoption("convsim_target")
+    if not target:
+        pytest.skip("needs --convsim-target URL")
+    key = os.environ.get("CONVSIM_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    endpoint = Endpoint(target, config.getoption("convsim_model"), key, config.getoption("convsim_timeout"))
+    yield endpoint
+    endpoint.close()

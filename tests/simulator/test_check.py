@@ -1,0 +1,84 @@
+"""convsim check on the reference target: it finds what was injected and shrinks it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personas import load_personas
+from simulator.check import CheckOptions, check
+from simulator.client import EndpointClient
+from simulator.dialogue import run_dialogue
+from simulator.target import TargetConfig, TargetProcess
+from tests.conftest import run
+from tests.simulator.test_cli import convsim
+
+
+@pytest.fixture(scope="module")
+def forgetful() -> str:  # type: ignore[misc]
+    with TargetProcess(TargetConfig(model="m", service_ms=0, forget_after=3)) as target:
+        yield target.base_url
+
+
+def factory(url: str):  # type: ignore[no-untyped-def]
+    return lambda: EndpointClient(url, "m", timeout_s=10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forget_after_k_shrinks_to_about_k_plus_2_turns(forgetful: str, tmp_path: Path, seed: int) -> None:
+    report = check(factory(forgetful), CheckOptions(max_examples=40, seed=seed, save_dir=tmp_path), log=lambda _: None)
+    assert report.minimal is not None and not report.flaky
+    assert report.minimal.kind == "probe"
+    script = report.minimal.plan.to_script()
+    assert len(script.turns) == 3 + 2  # stated, three turns of small talk, the probe: distance k + 1
+    assert report.reproduced == (3, 3)  # a rule, not chance: it fails every time
+    # The saved persona file replays: it loads and fails the same way.
+    assert report.saved is not None
+    [saved] = load_personas(report.saved)
+    assert all(spec.value is not None for spec in saved.facts.values())  # the failing values, fixed
+
+    async def replay() -> bool:
+        client = factory(forgetful)()
+        try:
+            return (await run_dialogue(client, saved)).all_probes_carried
+        finally:
+            await client.aclose()
+
+    assert run(replay()) is False
+
+
+def test_a_model_that_remembers_passes(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=0, paraphrase_rate=0.5)) as target:
+        report = check(factory(target.base_url), CheckOptions(max_examples=20, save_dir=tmp_path), log=lambda _: None)
+    assert report.minimal is None and not report.flaky and report.examples == 20
+    assert report.dialogues == 40  # each example and one metamorphic variant
+    assert not list(tmp_path.iterdir())
+
+
+def test_random_forgetting_is_reported_as_flaky_or_unreliable(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=0, forget_rate=0.3)) as target:
+        report = check(factory(target.base_url), CheckOptions(max_examples=30, seed=2, save_dir=tmp_path),
+                       log=lambda _: None)
+    assert report.failures  # something was found...
+    # ...and it is reported as what it is: flaky, or a minimal failure that does not always reproduce.
+    assert report.flaky or (report.reproduced is not None and report.reproduced[0] < report.reproduced[1])
+
+
+def test_endpoint_errors_are_not_memory_failures(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=0, error_rate=0.2)) as target:
+        report = check(factory(target.base_url), CheckOptions(max_examples=15, save_dir=tmp_path), log=lambda _: None)
+    assert report.minimal is None and report.discarded > 0
+
+
+def test_cli_exit_status_and_saved_file(forgetful: str, tmp_path: Path) -> None:
+    result = convsim("check", "--target", forgetful, "--model", "m", "--max-examples", "30",
+                     "--save", str(tmp_path), timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED (probe)" in result.stdout and "(5 turns)" in result.stdout
+    [saved] = list(tmp_path.glob("check-*.yaml"))
+    assert f"convsim run --personas {saved}" in result.stdout.replace("\n", "")
+    bad = convsim("check", "--target", "http://127.0.0.1:9/v1", "--model", "m")
+    assert bad.returncode == 2 and "not reachable" in bad.stderr and "Traceback" not in bad.stderr
+
+

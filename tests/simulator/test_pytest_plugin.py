@@ -1,0 +1,38 @@
+"""The pytest plugin as a user meets it: @given(dialogues()) tests run against --convsim-target."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.target import TargetConfig, TargetProcess
+
+pytest_plugins = ["pytester"]
+
+USER_TEST = """
+from hypothesis import given, settings
+from personas.strategies import dialogues
+
+@settings(deadline=None, max_examples=15, database=None)
+@given(dialogue=dialogues(language="en", max_turns=8))
+def test_remembers(convsim_endpoint, dialogue):
+    result = convsim_endpoint.run(dialogue)
+    assert result.all_probes_carried, result.explain()
+"""
+
+
+def test_plugin_runs_generated_dialogues_against_the_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_memory=USER_TEST)
+    with TargetProcess(TargetConfig(model="m", service_ms=0)) as good:
+        passed = pytester.runpytest_subprocess("--convsim-target", good.base_url, "--convsim-model", "m", "-p", "no:cacheprovider")
+    passed.assert_outcomes(passed=1)
+    with TargetProcess(TargetConfig(model="m", service_ms=0, forget_after=2)) as forgetful:
+        failed = pytester.runpytest_subprocess("--convsim-target", forgetful.base_url, "--convsim-model", "m", "-p", "no:cacheprovider")
+    failed.assert_outcomes(failed=1)
+    text = failed.stdout.str()
+    # Hypothesis shrank it to the shortest dialogue that forgets (k = 2: stated, two turns, probe)
+    assert "dialogue generated (4 turns)" in text and "lost: " in text
+
+
+def test_without_a_target_the_tests_are_skipped(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_memory=USER_TEST)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(skipped=1)
