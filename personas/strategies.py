@@ -17,7 +17,7 @@ target) understands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from hypothesis import strategies as st

@@ -9,15 +9,47 @@ with the engine. Exceptions::
       CalibrationError  a calibration file that cannot be read
 """
 
-from scoring.calibration import DEFAULT_THRESHOLD, Calibration, CalibrationError, calibrate, load_pairs
-from scoring.embed import DEFAULT_EMBEDDER, EMBEDDERS, Embedder, EmbedderError, load_embedder
+from scoring.calibration import (
+    DEFAULT_THRESHOLD,
+    Calibration,
+    CalibrationError,
+    calibrate,
+    load_pairs,
+)
+from scoring.embed import (
+    DEFAULT_EMBEDDER,
+    EMBEDDERS,
+    Embedder,
+    EmbedderError,
+    load_embedder,
+)
 from scoring.facts import judge_probe, load_rules
 from scoring.gates import TOLERANCES, Gates, verdict
 from scoring.normalize import normalize
-from scoring.records import RECORD_VERSION, RecordError, iter_records, load_records, read_run
+from scoring.records import (
+    RECORD_VERSION,
+    RecordError,
+    iter_records,
+    load_records,
+    read_run,
+)
 from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter
-from scoring.scorecard import ERROR_CLASSES, SCHEMA, ScoringOptions, build_scorecard, score_step
-from scoring.stats import PERCENTILES, Summary, cv_interval, paired_delta, quantiles, summarize, wilson
+from scoring.scorecard import (
+    ERROR_CLASSES,
+    SCHEMA,
+    ScoringOptions,
+    build_scorecard,
+    score_step,
+)
+from scoring.stats import (
+    PERCENTILES,
+    Summary,
+    cv_interval,
+    paired_delta,
+    quantiles,
+    summarize,
+    wilson,
+)
 
 __all__ = [
     "DEFAULT_EMBEDDER",

@@ -133,6 +133,12 @@ def _charts(card: dict[str, Any]) -> list[str]:
     recall = [(f"{s['qps_target']:g}/s", [(d["turns_back"], d["rate"], *d["ci95"]) for d in s["context_loss"]["by_distance"]])
               for s in steps if s.get("context_loss") and s["context_loss"]["by_distance"]]
     out.append(chart("Context loss by distance (turns since the fact was given)", "turns back", "share lost", recall))
+    prompts = [(f"{s['qps_target']:g}/s max", [(r["turn"], r["max"], None, None) for r in s["prompt_tokens"]["by_turn"]])
+               for s in steps if s.get("prompt_tokens")]
+    if any(s.get("format") for s in steps) and prompts:
+        window = next(s["prompt_tokens"]["window"] for s in steps if s.get("prompt_tokens"))
+        out.append(chart("Estimated prompt tokens by turn index", "turn index", "tokens", prompts,
+                         hlines=[(window, f"context window {window:,}")]))
     return out
 
 

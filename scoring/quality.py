@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+from scoring.actions import action_key, judged_text
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
 from scoring.normalize import normalize, numbers
@@ -49,7 +50,7 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
         if t["status"] != "ok" or t.get("text") is None:
             unanswered += 1
             continue
-        verdict = judge_probe(t["text"], t["expect"], t.get("stale") or {}, t["persona"], rules)
+        verdict = judge_probe(judged_text(t), t["expect"], t.get("stale") or {}, t["persona"], rules)
         probes += 1
         entry = per_session.setdefault(t["session"], [t["persona"], 0, 0])
         entry[2] += 1
@@ -119,8 +120,18 @@ def _facts_differ(a: tuple[frozenset[str], dict[str, frozenset[str]]],
     return bool(numbers_a and numbers_b and numbers_a != numbers_b)
 
 
-def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]], rules: Rules) -> StepPairs:
-    """Compare each turn's replica answers pairwise by text and by facts."""
+def _actions_differ(a: Mapping[str, Any], b: Mapping[str, Any], bucket: int) -> bool | None:
+    """Phone-agent replies compare by parsed action (name and arguments, taps bucketed);
+    two finish messages are left to the text measure (None)."""
+    if a["name"] == b["name"] == "finish":
+        return None
+    return action_key(a["name"], a["args"], bucket) != action_key(b["name"], b["args"], bucket)
+
+
+def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]], rules: Rules,
+            coord_bucket: int = 50) -> StepPairs:
+    """Compare each turn's replica answers pairwise: by parsed action for phone-agent
+    replies, else by text and by facts."""
     answers: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for t in turns:
         if t["status"] == "ok" and t.get("text") is not None:
@@ -140,6 +151,18 @@ def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]
             a, b = texts[i], texts[j]
             out.pairs += 1
             entry[2] += 1
+            reply_a, reply_b = replies[i].get("reply"), replies[j].get("reply")
+            if reply_a and reply_b and reply_a["name"] and reply_b["name"]:
+                differ = _actions_differ(reply_a, reply_b, coord_bucket)
+                if differ is None:  # two finish messages: compare what they say
+                    a, b = normalize(reply_a["args"].get("message", "")), normalize(reply_b["args"].get("message", ""))
+                elif differ:
+                    out.different += 1
+                    out.fact_flips += 1
+                    entry[1] += 1
+                    continue
+                else:
+                    continue
             if a == b:
                 continue
             for text in (a, b):

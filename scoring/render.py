@@ -122,7 +122,7 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         figures = s.get("context_loss") or {}
         return _fmt(figures.get(key))
 
-    return header, [
+    rows = [
         line("achieved QPS", lambda s: _fmt(s["qps_achieved"], 1)),
         line("turns / ok", lambda s: f"{s['turns']} / {s['ok']}"),
         line("errors [95% CI]", errors),
@@ -146,8 +146,44 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("context loss vs lowest step", quality("context_loss")),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
         line("store writes / conflicts / lost", lambda s: "{writes} / {conflicts} / {lost_updates}".format(**s["store"])),
+        line("sessions ended", lambda s: " ".join(f"{k}:{v}" for k, v in sorted((s["sessions"].get("ended") or {}).items())) or "-"),
+    ]
+    if any(s.get("format") for s in steps):
+        rows += agent_rows(line)
+    rows += [
         line("tolerance", lambda s: f"{s['verdict']['mode']} <= {s['verdict']['cv_threshold']:.2f}"),
         line("verdict", _verdict),
+    ]
+    return header, rows
+
+
+def agent_rows(line: Callable[[str, Callable[[dict[str, Any]], str]], Row]) -> list[Row]:
+    """Phone-agent figures: reply format, actions, loops, thinking time, prompt size."""
+
+    def fmt(key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda s: _fmt((s.get("format") or {}).get(key))
+
+    def classes(s: dict[str, Any]) -> str:
+        found = (s.get("format") or {}).get("by_class") or {}
+        return " ".join(f"{k}:{v}" for k, v in found.items() if v and k != "compliant") or "-"
+
+    def expected(s: dict[str, Any]) -> str:
+        figures = (s.get("format") or {}).get("expected_action") or {}
+        return _pct(figures.get("rate")) if figures.get("checked") else "-"
+
+    def prompt(s: dict[str, Any]) -> str:
+        figures = s.get("prompt_tokens")
+        return f"{figures['max']:,} / {figures['window']:,}" if figures else "-"
+
+    return [
+        line("format compliant [95% CI]", lambda s: _pct((s.get("format") or {}).get("rate"), (s.get("format") or {}).get("ci95"))),
+        line("format problems", classes),
+        line("trailing </answer>", fmt("trailing_tag")),
+        line("action loops", fmt("action_loops")),
+        line("expected action class", expected),
+        line("actions", lambda s: " ".join(f"{k}:{v}" for k, v in list(((s.get("format") or {}).get("actions") or {}).items())[:5]) or "-"),
+        line("time to end of thinking p50 ms", lambda s: _lat(s, "p50", "thinking_ms")),
+        line("prompt tokens max / window", prompt),
     ]
 
 

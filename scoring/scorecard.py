@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring.agent import format_figures, prompt_by_turn, thinking_ms
 from scoring.calibration import DEFAULT_THRESHOLD
 from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embedder
 from scoring.facts import load_rules
@@ -35,6 +36,7 @@ class ScoringOptions:
     threshold: float = DEFAULT_THRESHOLD
     gates: Gates = field(default_factory=Gates)
     seed: int = 0
+    coord_bucket: int = 50
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> ScoringOptions:
@@ -45,6 +47,7 @@ class ScoringOptions:
             embedder=config.get("embedder") or DEFAULT_EMBEDDER, device=config.get("device") or "cpu",
             threshold=DEFAULT_THRESHOLD if threshold is None else float(threshold),
             gates=Gates.from_dict(config.get("gates")), seed=int(config.get("seed", 0)),
+            coord_bucket=int(config.get("coord_bucket", 50)),
         )
 
 
@@ -154,8 +157,11 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         figures, clusters = context_loss(measured, rules, lost_sessions_by_step.get(step["step"], set()),
                                          step["sessions"].get("state_lost", 0))
         result["context_loss"] = figures
+        result["format"] = format_figures(measured)
+        result["thinking_ms"] = thinking_ms(measured)
+        result["prompt_tokens"] = prompt_by_turn(measured)
         loss_clusters.append(clusters)
-        pairings.append(pair_up(measured, group_facts, rules))
+        pairings.append(pair_up(measured, group_facts, rules, options.coord_bucket))
         scored.append(result)
 
     open_texts = [text for pairs in pairings for _, a, b in pairs.open for text in (a, b)]

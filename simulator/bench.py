@@ -26,7 +26,7 @@ from session_store import RedisSessionStore
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.engine import Engine
-from simulator.profiles import drivable
+from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 
 BENCH_MODEL = "bench-model"
@@ -66,7 +66,7 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
         await store.ping()
         writer = RecordWriter(records)
         try:
-            engine = Engine(config, client, store, drivable(builtin_personas()), writer, run_id)
+            engine = Engine(config, client, store, of_profile(builtin_personas(), "chat"), writer, run_id)
             steps = await engine.run(on_step=writer.write)
         finally:
             writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from typing import Any
 
@@ -64,6 +65,16 @@ def cli() -> None:
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Stream answers (SSE) and measure time to first token.")
 @click.option("--out", type=click.Path(), help="Run folder. Default: runs/<run-id>.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds personas' facts, arrivals and think times.")
+@click.option("--profile", type=click.Choice(["chat", "autoglm"]), default="chat", show_default=True,
+              help="With --personas builtin: drive the chat scripts or the autoglm phone tasks.")
+@click.option("--screenshot", default="1080x2400", show_default=True, metavar="WxH|none",
+              help="autoglm: size of the synthetic screenshot on the newest user message (none: no image).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Override a request parameter (JSON value), e.g. --param temperature=0.1 --param max_tokens=1024.")
+@click.option("--loop-repeats", type=click.IntRange(min=2), default=3, show_default=True,
+              help="autoglm: the same action this many times in a row is a loop and ends the session.")
+@click.option("--coord-bucket", type=click.IntRange(min=1, max=999), default=50, show_default=True,
+              help="autoglm: taps compare equal within buckets of this size on the 0-999 grid (OCS, loops).")
 @scoring_options()
 @click.option("--breaker/--no-breaker", default=True, show_default=True, help="Stop escalating after a step that breaches its tolerance or the error-rate gate.")
 def run_command(**opts: Any) -> None:
@@ -94,10 +105,34 @@ def run_command(**opts: Any) -> None:
         think_time_s=opts["think_time"], max_sessions=opts["max_sessions"], replicas=opts["replicas"],
         personas=opts["personas"], redis_url=opts["redis_url"], session_ttl_s=ttl if ttl > 0 else None,
         timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
-        breaker=opts["breaker"], **scoring_settings(opts),
+        breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
+        request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
+        **scoring_settings(opts),
     )
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
+
+
+def _screenshot(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() in ("none", "off", "0"):
+        return None
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit() or not int(width) or not int(height):
+        raise UsageError(f"--screenshot {text!r}: expected WIDTHxHEIGHT such as 1080x2400, or none")
+    return int(width), int(height)
+
+
+def _params(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE, e.g. --param temperature=0.1")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw  # a bare string
+    return out
 
 
 def _env_names(command: click.Command, prefix: str) -> None:
@@ -129,6 +164,12 @@ _TARGET_HELP = {
     "forget_rate": "Share of asked facts answered as unknown.",
     "flip_rate": "Share of asked facts answered with a changed value.",
     "paraphrase_rate": "Share of answers worded differently.",
+    "tag_drift_rate": "Phone agent: share of answers without <think>/<answer> tags.",
+    "trailing_tag_rate": "Phone agent: share of answers with a stray trailing </answer>.",
+    "loop_rate": "Phone agent: chance of repeating the previous action instead of progressing.",
+    "bad_action_rate": "Phone agent: share of actions cut off mid-call (unparseable).",
+    "unknown_action_rate": "Phone agent: share of made-up action names.",
+    "think_chars": "Phone agent: the thinking is at least this many characters.",
     "seed": "Seed of every random draw (answers are deterministic given the request).",
 }
 

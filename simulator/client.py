@@ -59,6 +59,7 @@ class Completion:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     saw_done: bool = False
+    t_marker: float | None = None  # when the first of the caller's markers appeared (end of thinking)
 
 
 def classify_status(status: int, body: bytes) -> EndpointError:
@@ -129,6 +130,7 @@ class EndpointClient:
         messages: Sequence[Mapping[str, Any]],
         stream: bool = True,
         params: Mapping[str, Any] | None = None,
+        markers: Sequence[str] = (),
     ) -> Completion:
         payload: dict[str, Any] = {"model": self.model, "messages": messages, "stream": stream}
         if stream:
@@ -143,7 +145,7 @@ class EndpointClient:
                     if resp.status >= 400:
                         raise classify_status(resp.status, (await resp.read())[:MAX_ERROR_BODY])
                     if stream:
-                        return await self._read_stream(resp, t_sent)
+                        return await self._read_stream(resp, t_sent, markers)
                     return self._parse_json(await resp.read(), t_sent)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
             raise EndpointTimeout(f"no complete answer within {self.timeout_s:g} s") from None
@@ -171,8 +173,10 @@ class EndpointClient:
             finish_reason=finish, saw_done=True,
         )
 
-    async def _read_stream(self, resp: Any, t_sent: float) -> Completion:
+    async def _read_stream(self, resp: Any, t_sent: float, markers: Sequence[str] = ()) -> Completion:
         parts: list[str] = []
+        t_marker: float | None = None
+        tail = ""
         t_first: float | None = None
         chunks = 0
         finish: str | None = None
@@ -217,6 +221,10 @@ class EndpointClient:
                             t_first = time.perf_counter()
                         parts.append(content)
                         chunks += 1
+                        if markers and t_marker is None:
+                            tail = tail[-24:] + content  # a marker may straddle two chunks
+                            if any(m in tail for m in markers):
+                                t_marker = time.perf_counter()
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
             if saw_done:
@@ -234,6 +242,6 @@ class EndpointClient:
         return Completion(
             text=text, t_sent=t_sent, t_first=t_first, t_done=t_done, chunks=chunks,
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-            finish_reason=finish, saw_done=saw_done,
+            finish_reason=finish, saw_done=saw_done, t_marker=t_marker,
         )
 

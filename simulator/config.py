@@ -68,6 +68,11 @@ class RunConfig:
     embedder: str = DEFAULT_EMBEDDER
     device: str = "cpu"
     ocs_threshold: float = DEFAULT_THRESHOLD
+    profile: str = "chat"  # which of the built-in library's scripts `--personas builtin` drives
+    screenshot: tuple[int, int] | None = (1080, 2400)  # autoglm: synthetic screenshot size, None: no image
+    request_params: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's parameters
+    loop_repeats: int = 3  # autoglm: the same action this many times in a row is a loop
+    coord_bucket: int = 50  # autoglm: tap coordinates compared in buckets of this size (0-999 grid)
 
     @property
     def session_limit(self) -> int:

@@ -10,11 +10,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from personas import PersonaScript, render
+from personas import PersonaScript
 from scoring import judge_probe, load_rules
+from scoring.actions import judged_text
 from simulator.client import EndpointClient
 from simulator.errors import EndpointError
-from simulator.profiles import PROFILES, tool_messages
+from simulator.profiles import PROFILES, DialogueProfile, tool_messages
 
 
 @dataclass(frozen=True)
@@ -70,31 +71,34 @@ class DialogueResult:
 
 
 async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Mapping[str, str] | None = None,
-                       seed: int = 0, stream: bool = False) -> DialogueResult:
+                       seed: int = 0, stream: bool = False, profile: DialogueProfile | None = None) -> DialogueResult:
     """Send the script's turns in order, each with the whole history; judge each probe."""
     facts = dict(facts) if facts is not None else script.draw_facts(random.Random(seed))
-    profile = PROFILES[script.profile]
+    profile = profile or PROFILES[script.profile]
     rules = load_rules({"personas": {script.id: script.header()}})
     plan = script.probe_plan()
     history: list[Mapping[str, Any]] = []
     params = {**profile.request_params(), **({"tools": list(script.tools)} if script.tools else {})}
+    system = profile.system_prompt(script)
     results = []
     for index, turn in enumerate(script.turns):
-        user_text = render(turn.user, facts)
+        user_text = profile.user_text(script, index, facts)
         before = tool_messages(turn, index, facts)
-        messages = profile.request_messages(script.system, [*history, *before], user_text)
+        messages = profile.request_messages(system, [*history, *before], user_text)
         expect = {name: facts[name] for name in turn.expect}
         try:
             completion = await client.complete(messages, stream, params)
         except EndpointError as exc:
             results.append(TurnResult(index, user_text, None, exc.kind, expect))
             continue
-        history += [*before, profile.user_message(user_text), profile.assistant_message(completion.text)]
+        assistant, reply = profile.read_reply(completion.text)
+        history += [*before, profile.user_message(user_text), assistant]
         lost: tuple[str, ...] = ()
         flipped: tuple[str, ...] = ()
         if expect:
             stale = {name: [facts[old] for old in olds] for name, _, olds in plan[index] if olds}
-            verdict = judge_probe(completion.text, expect, stale, script.id, rules)
+            judged = judged_text({"text": completion.text, "reply": reply.as_record() if reply else None})
+            verdict = judge_probe(judged, expect, stale, script.id, rules)
             lost, flipped = verdict.lost, verdict.flipped
         results.append(TurnResult(index, user_text, completion.text, "ok", expect, lost, flipped))
     return DialogueResult(script, facts, tuple(results))

@@ -15,12 +15,13 @@ import heapq
 import itertools
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from personas import PersonaScript, render
+from personas import PersonaScript
 from scoring import verdict
 from session_store import (
     CorruptState,
@@ -36,7 +37,12 @@ from simulator.arrivals import ARRIVALS
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.errors import EndpointError
-from simulator.profiles import PROFILES, DialogueProfile, tool_messages
+from simulator.profiles import (
+    DialogueProfile,
+    estimate_text_tokens,
+    make_profiles,
+    tool_messages,
+)
 from simulator.recorder import RecordWriter
 
 YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
@@ -50,6 +56,9 @@ class LiveSession:
     group: str
     profile: DialogueProfile
     think_s: float
+    tokens: int = 0  # estimated prompt tokens of the history so far
+    last_key: tuple[Any, ...] | None = None  # the last action (autoglm), for loop detection
+    repeats: int = 0
 
 
 @dataclass
@@ -61,6 +70,7 @@ class StepCounters:
     completed: int = 0
     state_lost: int = 0
     ended_error: int = 0
+    ended: Counter[str] = field(default_factory=Counter)  # why sessions ended: completed, finish, loop, ...
     live_max: int = 0
     live_min_measured: int | None = None  # lowest live-session count inside the measured window
 
@@ -104,6 +114,9 @@ class Engine:
         self.progress = Progress(steps=len(config.qps))
         self._scripts = scripts
         self._plans = {s.id: s.probe_plan() for s in scripts}
+        self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
+        self._systems = {s.id: self._profiles[s.profile].system_prompt(s) for s in scripts}
+        self._system_tokens = {k: estimate_text_tokens(v) if v else 0 for k, v in self._systems.items()}
         self._weights = list(itertools.accumulate(s.weight for s in scripts))
         self._rng = random.Random(config.seed)
         self._arrival = ARRIVALS[config.arrival]
@@ -233,7 +246,7 @@ class Engine:
         the change in live sessions, so every session is accounted for."""
         c = self._counters
         return {"started": c.started, "completed": c.completed, "state_lost": c.state_lost,
-                "ended_error": c.ended_error, "on_state_lost": "ended", "live_max": c.live_max,
+                "ended_error": c.ended_error, "ended": dict(c.ended), "on_state_lost": "ended", "live_max": c.live_max,
                 "live_min_measured": c.live_min_measured, "live_end": self._live}
 
     def _ms(self, t: float) -> float:
@@ -268,7 +281,7 @@ class Engine:
         script = self._rng.choices(self._scripts, cum_weights=self._weights)[0]
         facts = script.draw_facts(self._rng)
         group = f"g{next(self._groups):06d}"
-        profile = PROFILES[script.profile]
+        profile = self._profiles[script.profile]
         think = self.config.think_time_s if script.think_time_s is None else script.think_time_s
         sessions = [
             LiveSession(
@@ -292,13 +305,15 @@ class Engine:
         state, script, profile = session.state, session.script, session.profile
         index = state.turn
         turn = script.turns[index]
-        user_text = render(turn.user, state.facts)
+        user_text = profile.user_text(script, index, state.facts)
         before = tool_messages(turn, index, state.facts)
-        messages = profile.request_messages(script.system, [*state.messages, *before] if before else state.messages,
-                                            user_text)
+        system = self._systems[script.id]
+        messages = profile.request_messages(system, [*state.messages, *before] if before else state.messages, user_text)
+        prompt_est = session.tokens + self._system_tokens[script.id] + estimate_text_tokens(user_text) + profile.image_tokens
         params = profile.request_params()
         if script.tools:
             params = {**params, "tools": list(script.tools)}
+        params.update(self.config.request_params)
         p = self.progress
         p.sent += 1
         p.in_flight += 1
@@ -306,7 +321,7 @@ class Engine:
         status, error, http_status = "ok", None, None
         t_sent = time.perf_counter()
         try:
-            completion = await self.client.complete(messages, self.config.stream, params)
+            completion = await self.client.complete(messages, self.config.stream, params, profile.markers)
         except EndpointError as exc:
             status, error, http_status = exc.kind, str(exc)[:300], exc.status
         except asyncio.CancelledError:
@@ -314,20 +329,36 @@ class Engine:
         finally:
             p.in_flight -= 1
         t_done = completion.t_done if completion else time.perf_counter()
-        end_session = status in ("context_overflow", "cancelled")
+        ended = None  # why the session ends after this turn, if it does
+        if status in ("context_overflow", "cancelled") or (status != "ok" and profile.ends_on_error):
+            ended = "error"
         store_status = "skipped"
+        reply = None
+        added = 0
         if completion is not None:
-            state.messages.extend(before)
-            state.messages.append(profile.user_message(user_text))
-            state.messages.append(profile.assistant_message(completion.text))
+            assistant, reply = profile.read_reply(completion.text)
+            user = profile.user_message(user_text)
+            state.messages.extend((*before, user, assistant))
+            added = len(before) + 2
+            session.tokens += sum(estimate_text_tokens(str(m.get("content") or "")) for m in (*before, user, assistant))
+            if reply is not None:
+                key = profile.key(reply)
+                session.repeats = session.repeats + 1 if key is not None and key == session.last_key else 1
+                session.last_key = key
+                if reply.name == "finish":
+                    ended = "finish"
+                elif session.repeats >= self.config.loop_repeats:
+                    ended = "loop"
         state.turn += 1
-        if state.turn >= len(script.turns) or end_session:
-            state.status = "done" if not end_session else status
+        if ended is None and state.turn >= len(script.turns):
+            ended = "max_steps" if reply is not None else "completed"
+        if ended is not None:
+            state.status = "done" if ended in ("finish", "max_steps", "completed") else (status if ended == "error" else ended)
         store_error = None
         if completion is not None and status != "cancelled":
-            store_status, store_error = await self._save(state)
+            store_status, store_error = await self._save(state, added)
             if store_status == "lost":
-                end_session = True
+                ended = "state_lost"
         p.done += 1
         if status != "ok":
             p.errors += 1
@@ -351,7 +382,14 @@ class Engine:
             "completion_tokens": completion.completion_tokens if completion else None,
             "finish": completion.finish_reason if completion else None,
             "store": store_status, "store_error": store_error, "version": state.version,
+            "prompt_est": prompt_est,
         }
+        if reply is not None:
+            record["reply"] = {**reply.as_record(), "loop": ended == "loop"}
+            record["expect_action"] = turn.action
+            record["t_marker"] = self._ms(completion.t_marker) if completion and completion.t_marker else None
+        if ended is not None:
+            record["ended"] = ended
         if turn.expect:  # a probe: how far back each fact was stated, and what it superseded
             plan = self._plans[script.id][index]
             record["distance"] = {name: back for name, back, _ in plan}
@@ -361,12 +399,13 @@ class Engine:
         if index == 0:
             record["facts"] = state.facts
         self.recorder.write(record)
-        if state.turn >= len(script.turns) or end_session:
+        if ended is not None:
             self._live -= 1
             c = self._counters
-            if store_status == "lost":
+            c.ended[ended] += 1
+            if ended == "state_lost":
                 c.state_lost += 1
-            elif end_session:
+            elif ended in ("error", "loop"):
                 c.ended_error += 1
             else:
                 c.completed += 1
@@ -379,7 +418,7 @@ class Engine:
                 ready_at += self._rng.expovariate(1.0 / session.think_s)
             heapq.heappush(self._ready, (ready_at, next(self._seq), session))
 
-    async def _save(self, state: SessionState) -> tuple[str, str | None]:
+    async def _save(self, state: SessionState, added: int = 2) -> tuple[str, str | None]:
         """Compare-and-set on the version last written.
 
         Returns ('ok' | 'retried' | 'conflict' | 'lost' | 'error', what went wrong). 'ok' and
@@ -401,7 +440,7 @@ class Engine:
                 except SessionStoreError as exc:
                     return "error", str(exc)
                 self.store.stats.retries += 1
-                state.messages = stored.messages + state.messages[-2:]
+                state.messages = stored.messages + state.messages[-added:]
                 expected = stored.version
             except (SessionNotFound, StateRegressed) as exc:
                 return "lost", str(exc)

@@ -1,7 +1,7 @@
 """Dialogue profiles: how a session's history becomes a request and an answer becomes history.
 
 A profile is a small object behind `DialogueProfile`, looked up by name in `PROFILES`.
-`chat` sends text dialogues; the `autoglm` phone-agent profile has its own issue.
+`chat` sends text dialogues; `autoglm` sends phone-agent steps (`simulator.autoglm`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol, Sequence
 
 from personas import PersonaScript, Turn, render
+from scoring.actions import Reply
+from simulator.autoglm import DEFAULT_SCREENSHOT, AutoglmProfile, estimate_text_tokens
+
+__all__ = ["PROFILES", "ChatProfile", "DialogueProfile", "estimate_text_tokens", "make_profiles", "of_profile", "tool_messages"]
 
 
 def tool_messages(turn: Turn, index: int, facts: dict[str, str]) -> list[dict[str, Any]]:
@@ -24,6 +28,13 @@ def tool_messages(turn: Turn, index: int, facts: dict[str, str]) -> list[dict[st
 
 class DialogueProfile(Protocol):
     name: str
+    markers: tuple[str, ...]  # stream markers that end the thinking (time to end of thinking)
+    image_tokens: int  # estimated prompt tokens of the image on the newest message
+    ends_on_error: bool  # an agent stops at an error; a chat user may carry on
+
+    def system_prompt(self, script: PersonaScript) -> str | None: ...
+
+    def user_text(self, script: PersonaScript, index: int, facts: Mapping[str, str]) -> str: ...
 
     def request_messages(
         self, system: str | None, history: Sequence[Mapping[str, Any]], user_text: str
@@ -31,15 +42,26 @@ class DialogueProfile(Protocol):
 
     def user_message(self, user_text: str) -> dict[str, Any]: ...
 
-    def assistant_message(self, answer: str) -> dict[str, Any]: ...
+    def read_reply(self, text: str) -> tuple[dict[str, Any], Reply | None]: ...
 
     def request_params(self) -> dict[str, Any]: ...
+
+    def key(self, reply: Reply) -> tuple[Any, ...] | None: ...
 
 
 class ChatProfile:
     """Plain chat: [system] + the whole history + the new user message, every turn."""
 
     name = "chat"
+    markers: tuple[str, ...] = ()
+    image_tokens = 0
+    ends_on_error = False
+
+    def system_prompt(self, script: PersonaScript) -> str | None:
+        return script.system
+
+    def user_text(self, script: PersonaScript, index: int, facts: Mapping[str, str]) -> str:
+        return render(script.turns[index].user, facts)
 
     def request_messages(
         self, system: str | None, history: Sequence[Mapping[str, Any]], user_text: str
@@ -50,16 +72,26 @@ class ChatProfile:
     def user_message(self, user_text: str) -> dict[str, Any]:
         return {"role": "user", "content": user_text}
 
-    def assistant_message(self, answer: str) -> dict[str, Any]:
-        return {"role": "assistant", "content": answer}
+    def read_reply(self, text: str) -> tuple[dict[str, Any], Reply | None]:
+        return {"role": "assistant", "content": text}, None
 
     def request_params(self) -> dict[str, Any]:
         return {}
 
+    def key(self, reply: Reply) -> tuple[Any, ...] | None:
+        return None
 
-PROFILES: dict[str, DialogueProfile] = {p.name: p for p in (ChatProfile(),)}
+
+def make_profiles(screenshot: tuple[int, int] | None = DEFAULT_SCREENSHOT, params: Mapping[str, Any] | None = None,
+                  coord_bucket: int = 50, run_date: str | None = None) -> dict[str, DialogueProfile]:
+    """The profiles of one run (the autoglm date line is fixed when they are made)."""
+    autoglm: DialogueProfile = AutoglmProfile(run_date, screenshot, params, coord_bucket=coord_bucket)
+    return {"chat": ChatProfile(), "autoglm": autoglm}
 
 
-def drivable(scripts: Sequence[PersonaScript]) -> list[PersonaScript]:
-    """The scripts whose profile this version can drive (the library holds every profile)."""
-    return [s for s in scripts if s.profile in PROFILES]
+PROFILES: dict[str, DialogueProfile] = make_profiles()
+
+
+def of_profile(scripts: Sequence[PersonaScript], profile: str) -> list[PersonaScript]:
+    """The scripts of one profile (the built-in library holds both)."""
+    return [s for s in scripts if s.profile == profile]

@@ -29,7 +29,7 @@ from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
 from simulator.errors import EndpointError, ModelNotFound, UsageError
-from simulator.profiles import PROFILES, drivable
+from simulator.profiles import PROFILES, of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
 
@@ -41,13 +41,13 @@ def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def load_scripts(spec: str) -> list[PersonaScript]:
+def load_scripts(spec: str, profile: str = "chat") -> list[PersonaScript]:
     try:
         scripts = load_personas(spec)
     except PersonaError as exc:
         raise UsageError(f"{exc}") from None
-    if spec == "builtin":  # the library holds every profile; a run drives the ones it can
-        scripts = drivable(scripts)
+    if spec == "builtin":  # the library holds both profiles; --profile picks one
+        scripts = of_profile(scripts, profile)
     for script in scripts:
         if script.profile not in PROFILES:
             raise UsageError(
@@ -148,7 +148,7 @@ async def _flush_every(recorder: RecordWriter, every_s: float = 0.5) -> None:
 
 def execute(config: RunConfig, console: Console, err: Console) -> int:
     """The whole `convsim run`; returns the exit status."""
-    scripts = load_scripts(config.personas)
+    scripts = load_scripts(config.personas, config.profile)
     problem = embedder_problem(config.embedder)
     if problem:
         raise UsageError(problem)
@@ -173,7 +173,7 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
             "run_id": run_id,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "convsim_version": VERSION,
-            "target": {"base_url": base_url, "model": config.model, "profile": scripts[0].profile, "builtin": builtin},
+            "target": {"base_url": base_url, "model": config.model, "profile": scripts[0].profile if len({s.profile for s in scripts}) == 1 else "mixed", "builtin": builtin},
             "config": config.redacted(),
             "personas": sorted({s.id for s in scripts}),
         }

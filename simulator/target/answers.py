@@ -8,8 +8,10 @@ answered with its value. Lose the history and the answer loses the fact too.
 
 from __future__ import annotations
 
+import base64
 import random
 import re
+import struct
 import zlib
 from typing import Any, Mapping, Sequence
 
@@ -131,11 +133,27 @@ def build_answer(
     return ("" if zh else " ").join(sentences)
 
 
+def image_tokens(part: Mapping[str, Any], patch_px: int = 28) -> int:
+    """Visual tokens of a base64 PNG part: one per 28x28 pixels (read from the PNG header)."""
+    url = str((part.get("image_url") or {}).get("url", ""))
+    _, _, data = url.partition("base64,")
+    try:
+        header = base64.b64decode(data[:44])
+        width, height = struct.unpack(">II", header[16:24])
+    except (ValueError, struct.error):
+        return 0
+    return -(-width // patch_px) * -(-height // patch_px)
+
+
 def estimate_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
-    """A tokenizer-free estimate: CJK characters count one each, other text four per token."""
+    """A tokenizer-free estimate: CJK characters count one each, other text four per token,
+    images one per 28x28 pixels."""
     total = 0
     for message in messages:
         text = content_text(message)
         cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
         total += cjk + (len(text) - cjk) // 4 + 4
+        content = message.get("content")
+        if isinstance(content, list):
+            total += sum(image_tokens(p) for p in content if isinstance(p, dict) and p.get("type") == "image_url")
     return total

@@ -5,6 +5,8 @@ service time (mean, CV, a capacity of parallel slots and a batching slowdown, so
 grows with concurrency as a real server's does), errors, connection resets, hangs, garbage
 in the stream, a context window with a 400 on overflow, a history window, load-dependent
 truncation, a forget-after-K-turns rule, and forget / fact-flip / paraphrase rates in the answers.
+Requests that carry phone screens are answered as a phone agent (`target.agent`), with knobs
+for tag drift, trailing tags, loops, bad or unknown actions and thinking length.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from simulator.target.agent import build_agent_answer, is_agent_request
 from simulator.target.answers import build_answer, estimate_tokens
 
 DEFAULT_MODEL = "autoglm-phone-9b"
@@ -46,6 +49,12 @@ class TargetConfig:
     forget_rate: float = 0.0
     flip_rate: float = 0.0
     paraphrase_rate: float = 0.0
+    tag_drift_rate: float = 0.0
+    trailing_tag_rate: float = 0.0
+    loop_rate: float = 0.0
+    bad_action_rate: float = 0.0
+    unknown_action_rate: float = 0.0
+    think_chars: int = 0
     seed: int = 0
 
 
@@ -141,7 +150,14 @@ class ReferenceTarget:
         fault -= cfg.reset_rate
         garbage = fault < cfg.garbage_rate
 
-        answer = build_answer(visible, rng, cfg.forget_rate, cfg.flip_rate, cfg.paraphrase_rate)
+        if is_agent_request(visible):
+            answer = build_agent_answer(
+                visible, rng, tag_drift_rate=cfg.tag_drift_rate, trailing_tag_rate=cfg.trailing_tag_rate,
+                loop_rate=cfg.loop_rate, bad_action_rate=cfg.bad_action_rate,
+                unknown_action_rate=cfg.unknown_action_rate, think_chars=cfg.think_chars,
+            )
+        else:
+            answer = build_answer(visible, rng, cfg.forget_rate, cfg.flip_rate, cfg.paraphrase_rate)
         service = self._service_s(rng)
         if self._slots is not None:
             await self._slots.acquire()

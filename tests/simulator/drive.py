@@ -10,7 +10,7 @@ from personas import PersonaScript, builtin_personas
 from scoring import read_run
 from session_store import RedisSessionStore
 from simulator import EndpointClient, Engine, RunConfig
-from simulator.profiles import drivable
+from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, serving
 from tests.conftest import run
@@ -29,7 +29,7 @@ def drive(tmp_path: Path, redis_url: str, target: TargetConfig, scripts: Sequenc
             client = EndpointClient(url, target.model, timeout_s=config.timeout_s)
             store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=60)
             recorder = RecordWriter(tmp_path / "records.jsonl")
-            engine = Engine(config, client, store, list(scripts or drivable(builtin_personas())), recorder, run_id)
+            engine = Engine(config, client, store, list(scripts or of_profile(builtin_personas(), "chat")), recorder, run_id)
             try:
                 await engine.run(on_step=recorder.write)
             finally:

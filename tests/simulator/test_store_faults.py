@@ -11,7 +11,7 @@ from personas import builtin_personas
 from scoring import build_scorecard, read_run
 from session_store import EmbeddedRedis, RedisSessionStore
 from simulator import EndpointClient, Engine, RunConfig
-from simulator.profiles import drivable
+from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, serving
 from tests.conftest import run
@@ -27,7 +27,7 @@ def test_redis_restart_mid_run(tmp_path: Path) -> None:
             client = EndpointClient(url, "m", timeout_s=2.0)
             store = RedisSessionStore.from_url(server.url, uuid.uuid4().hex[:8], ttl_s=60, unavailable_after_s=10)
             writer = RecordWriter(records)
-            engine = Engine(config, client, store, drivable(builtin_personas()), writer, "r")
+            engine = Engine(config, client, store, of_profile(builtin_personas(), "chat"), writer, "r")
 
             async def crash() -> None:
                 await asyncio.sleep(1.5)
@@ -75,7 +75,7 @@ def test_corrupt_state_ends_the_session_with_its_key_named(redis_url: str) -> No
         store = RedisSessionStore.from_url(redis_url, uuid.uuid4().hex[:8])
         client = EndpointClient("http://127.0.0.1:1/v1", "m")
         writer = RecordWriter(tmp_records())
-        engine = Engine(RunConfig(qps=(1.0,)), client, store, drivable(builtin_personas()), writer, "r")
+        engine = Engine(RunConfig(qps=(1.0,)), client, store, of_profile(builtin_personas(), "chat"), writer, "r")
         try:
             state = SessionState(id="s", run_id="r", persona="p", messages=[{"role": "user", "content": "x"}] * 2)
             await store.create(state)
