@@ -27,6 +27,7 @@ from simulator.target.answers import build_answer, estimate_tokens
 
 DEFAULT_MODEL = "autoglm-phone-9b"
 DEFAULT_CONTEXT_TOKENS = 25480
+STREAM_BURSTS = 8
 
 
 @dataclass(frozen=True)
@@ -221,9 +222,16 @@ class ReferenceTarget:
         await resp.write(event({"role": "assistant", "content": pieces[0]}))
         if garbage:
             await resp.write(b"data: {not json\n\n")
-        if service:
+        rest = [event({"content": p}) for p in pieces[1:]]
+        if service and rest:  # decode time spread over a few bursts, so markers in the stream have a time
+            bursts = min(STREAM_BURSTS, len(rest))
+            for k in range(bursts):
+                await asyncio.sleep(service * (1 - cfg.ttft_fraction) / bursts)
+                await resp.write(b"".join(rest[k * len(rest) // bursts : (k + 1) * len(rest) // bursts]))
+            rest = []
+        elif service:
             await asyncio.sleep(service * (1 - cfg.ttft_fraction))
-        tail = [event({"content": p}) for p in pieces[1:]] + [event({}, "stop")]
+        tail = rest + [event({}, "stop")]
         if (payload.get("stream_options") or {}).get("include_usage"):
             completion = estimate_tokens([{"content": answer}]) - 4
             tail.append(event({}, usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion,
