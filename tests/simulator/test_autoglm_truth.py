@@ -96,7 +96,8 @@ def test_thinking_time_and_context_overflow(tmp_path: Path, redis_url: str) -> N
         values = sorted((t["t_marker"] - t["t_sent"]) / (t["t_done"] - t["t_sent"]) for t in turns if t.get("t_marker"))
         return values[len(values) // 2]
 
-    assert share(long_turns) > 0.9 > 0.75 > share(short_turns)
+    long, short = share(long_turns), share(short_turns)
+    assert long > 0.9 and long - short > 0.15  # the marker comes later in the stream when thinking is longer
     for step in (long_step, short_step):
         thinking, ttft, total = step["thinking_ms"], step["ttft_ms"], step["latency_ms"]
         assert ttft["p50"] <= thinking["p50"] <= total["max"]
