@@ -38,10 +38,11 @@ def test_breaker_stops_escalating_and_exit_is_1(tmp_path: Path) -> None:
 
     # Re-judged with a looser gate, the same records pass: report rewrites the scorecard.
     result = convsim("report", str(tmp_path / "b"), "--max-error-rate", "0.5", "--max-context-loss", "1",
-                     "--min-ocs", "0", timeout=120)
+                     "--min-ocs", "0", "--tolerance", "recovery", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     rescored = json.loads((tmp_path / "b" / "scorecard.json").read_text())
     assert rescored["gates"]["passed"] and rescored["gates"]["max_error_rate"] == 0.5
+    assert {s["verdict"]["mode"] for s in rescored["steps"]} == {"recovery"}
     assert rescored["steps"][0]["errors"] == card["steps"][0]["errors"]
 
 
