@@ -12,16 +12,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import json
 import re
 import struct
 import zlib
 from datetime import date
-from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from personas import PersonaScript, render
+from personas.script import placeholders
 from scoring.actions import Reply, action_key, parse_reply
 
 DEFAULT_PARAMS = {"temperature": 0.0, "top_p": 0.85, "frequency_penalty": 0.2, "max_tokens": 3000}
@@ -78,41 +80,69 @@ def estimate_text_tokens(text: str) -> int:
     return cjk + (len(text) - cjk) // 4 + 4
 
 
-def _png(width: int, height: int, rows: list[bytes]) -> bytes:
+def _png(width: int, height: int, palette: bytes, rows: list[bytes]) -> bytes:
+    """A 2-bit palette PNG (four colours: small to build, small to send)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = b"".join(b"\x00" + row for row in rows)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    header = struct.pack(">IIBBBBB", width, height, 2, 3, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", palette)
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
-@lru_cache(maxsize=512)
+_SHOTS: dict[tuple[str, int, int], str] = {}  # drawn once per screen and size, for the whole process
+
+
+def cached_screenshot(screen_json: str, width: int, height: int) -> str:
+    key = (screen_json, width, height)
+    found = _SHOTS.get(key)
+    if found is None:
+        found = _SHOTS[key] = screenshot(screen_json, width, height)
+    return found
+
+
+async def warm_screenshot(screen_json: str, width: int, height: int) -> None:
+    """Draw a screen's screenshot off the event loop (about 40 ms of CPU, once per screen)."""
+    key = (screen_json, width, height)
+    if key not in _SHOTS:
+        _SHOTS[key] = await asyncio.to_thread(screenshot, screen_json, width, height)
+
+
 def screenshot(screen_json: str, width: int, height: int) -> str:
     """A synthetic phone screenshot as base64 PNG, derived only from the scripted screen, so
     replicas (and reruns) send identical images: a status bar, an app-coloured header and
-    list rows whose layout follows the screen's content."""
+    list rows whose layout follows the screen's content. About 5 ms to draw."""
     seed = zlib.crc32(screen_json.encode())
     colour = bytes((((seed >> 16) & 0x7F) + 64, ((seed >> 8) & 0x7F) + 64, (seed & 0x7F) + 64))
-    white, grey, dark = b"\xf4\xf4\xf4", b"\xdc\xdc\xdc", b"\x20\x20\x20"
+    palette = b"\x20\x20\x20" + colour + b"\xf4\xf4\xf4" + b"\xdc\xdc\xdc"  # dark, app colour, white, grey
+    packed = (width + 3) // 4  # four 2-bit pixels a byte
+
+    def row(*segments: tuple[int, int]) -> bytes:  # (palette index, pixels), cut on 4-pixel edges
+        out = b""
+        for index, pixels in segments:
+            out += bytes((index * 0x55,)) * (pixels // 4)
+        return out.ljust(packed, bytes((3 * 0x55,)))[:packed]
+
+    dark, band, line = row((0, width)), row((1, width)), row((3, width))
     rows: list[bytes] = []
     bar, header = height // 40, height // 10
     row_h = max(8, height // (8 + seed % 5))
     for y in range(height):
         if y < bar:
-            line = dark * width
+            rows.append(dark)
         elif y < bar + header:
-            line = colour * width
+            rows.append(band)
         else:
-            k = (y - bar - header) // row_h
-            inner = (y - bar - header) % row_h
+            k, inner = divmod(y - bar - header, row_h)
             if inner < 2:
-                line = grey * width
+                rows.append(line)
             else:
                 cut = width * (3 + (seed >> (k % 24)) % 5) // 10
-                line = (colour if inner < row_h // 3 else white) * (width // 8) + white * (cut - width // 8) + grey * (width - cut)
-        rows.append(line)
-    return base64.b64encode(_png(width, height, rows)).decode()
+                icon = width // 8 if inner < row_h // 3 else 0
+                rows.append(row((1, icon), (2, cut - icon), (3, width - cut)))
+    return base64.b64encode(_png(width, height, palette, rows)).decode()
 
 
 class AutoglmProfile:
@@ -135,9 +165,7 @@ class AutoglmProfile:
 
     def user_text(self, script: PersonaScript, index: int, facts: Mapping[str, str]) -> str:
         turn = script.turns[index]
-        screen = {key: render(str(value), facts) if isinstance(value, str) else value
-                  for key, value in (turn.screen or {}).items()}
-        info = json.dumps({"current_app": screen.pop("app", ""), **screen}, ensure_ascii=False)
+        info = screen_json(turn.screen or {}, facts)
         if index == 0:
             return f"{render(turn.user, facts)}\n\nscreen_info: {info}"
         return f"{SCREEN_INFO}\n\n{info}"
@@ -148,10 +176,34 @@ class AutoglmProfile:
         newest: dict[str, Any] = {"role": "user", "content": user_text}
         if self.screenshot_size:
             width, height = self.screenshot_size
-            image = screenshot(_screen_of(user_text), width, height)
+            image = cached_screenshot(_screen_of(user_text), width, height)
             newest["content"] = [{"type": "text", "text": user_text},
                                  {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]
         return [*head, *history, newest]
+
+    async def warm(self, scripts: Sequence[PersonaScript]) -> None:
+        """Draw, before the first step, the screenshot of every screen the scripts can show
+        (screens naming a pattern fact are drawn when first needed)."""
+        if not self.screenshot_size:
+            return
+        screens = set()
+        for script in scripts:
+            if script.profile != self.name:
+                continue
+            for turn in script.turns:
+                names = sorted({n for v in (turn.screen or {}).values() if isinstance(v, str) for n in placeholders(v)})
+                choices = [_values(script, n) for n in names]
+                if any(not c for c in choices):
+                    continue
+                for values in itertools.islice(itertools.product(*choices), 64):
+                    screens.add(screen_json(turn.screen or {}, dict(zip(names, values))))
+        for screen in sorted(screens):
+            await warm_screenshot(screen, *self.screenshot_size)
+
+    async def prepare(self, user_text: str) -> None:
+        """Make sure the newest screen's screenshot exists, drawn off the event loop."""
+        if self.screenshot_size:
+            await warm_screenshot(_screen_of(user_text), *self.screenshot_size)
 
     def user_message(self, user_text: str) -> dict[str, Any]:
         return {"role": "user", "content": user_text}  # history keeps text only: the image is dropped
@@ -166,6 +218,20 @@ class AutoglmProfile:
 
     def key(self, reply: Reply) -> tuple[Any, ...] | None:  # what a loop repeats
         return action_key(reply.name, reply.args, self.coord_bucket) if reply.parsed else None
+
+
+def _values(script: PersonaScript, name: str) -> tuple[str, ...]:
+    """Every value a fact can take, when it is a constant or a pool (a pattern: none listed)."""
+    spec = script.facts[name]
+    if spec.pool:
+        return spec.pool
+    return (spec.value,) if spec.value is not None else ()
+
+
+def screen_json(screen: Mapping[str, Any], facts: Mapping[str, str]) -> str:
+    """The `screen_info` JSON of a scripted screen, facts filled in."""
+    shown = {key: render(value, facts) if isinstance(value, str) else value for key, value in screen.items()}
+    return json.dumps({"current_app": shown.pop("app", ""), **shown}, ensure_ascii=False)
 
 
 def _screen_of(user_text: str) -> str:

@@ -83,6 +83,7 @@ async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Map
     results = []
     for index, turn in enumerate(script.turns):
         user_text = profile.user_text(script, index, facts)
+        await profile.prepare(user_text)
         before = tool_messages(turn, index, facts)
         messages = profile.request_messages(system, [*history, *before], user_text)
         expect = {name: facts[name] for name in turn.expect}

@@ -146,6 +146,8 @@ class Engine:
     async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         last: tuple[dict[str, Any], StoreStats] | None = None
         self.recorder.write({"kind": "personas", "personas": {s.id: s.header() for s in self._scripts}})
+        for profile in {s.profile for s in self._scripts}:
+            await self._profiles[profile].warm(self._scripts)
         for index, qps in enumerate(self.config.qps):
             if self.stopped:
                 break
@@ -306,6 +308,7 @@ class Engine:
         index = state.turn
         turn = script.turns[index]
         user_text = profile.user_text(script, index, state.facts)
+        await profile.prepare(user_text)
         before = tool_messages(turn, index, state.facts)
         system = self._systems[script.id]
         messages = profile.request_messages(system, [*state.messages, *before] if before else state.messages, user_text)

@@ -36,6 +36,10 @@ class DialogueProfile(Protocol):
 
     def user_text(self, script: PersonaScript, index: int, facts: Mapping[str, str]) -> str: ...
 
+    async def prepare(self, user_text: str) -> None: ...  # CPU work for the request, off the event loop
+
+    async def warm(self, scripts: Sequence[PersonaScript]) -> None: ...  # before the first step
+
     def request_messages(
         self, system: str | None, history: Sequence[Mapping[str, Any]], user_text: str
     ) -> list[Mapping[str, Any]]: ...
@@ -62,6 +66,12 @@ class ChatProfile:
 
     def user_text(self, script: PersonaScript, index: int, facts: Mapping[str, str]) -> str:
         return render(script.turns[index].user, facts)
+
+    async def prepare(self, user_text: str) -> None:
+        return None
+
+    async def warm(self, scripts: Sequence[PersonaScript]) -> None:
+        return None
 
     def request_messages(
         self, system: str | None, history: Sequence[Mapping[str, Any]], user_text: str

@@ -89,3 +89,18 @@ def test_replicas_see_identical_screenshots() -> None:
     a, b = capture("autoglm-search-zh"), capture("autoglm-search-zh")
     assert [images(r["messages"][-1]) for r in a] == [images(r["messages"][-1]) for r in b]
     assert len({images(r["messages"][-1])[0] for r in a}) == len(a)  # each scripted screen its own image
+
+
+def test_every_library_screen_is_drawn_before_the_first_step() -> None:
+    import random
+
+    from simulator import autoglm
+
+    profile = AutoglmProfile(screenshot_size=(360, 800))
+    scripts = [s for s in builtin_personas() if s.profile == "autoglm"]
+    run(profile.warm(scripts))
+    for script in scripts:
+        facts = script.draw_facts(random.Random(5))
+        for index in range(len(script.turns)):
+            screen = autoglm.screen_json(script.turns[index].screen or {}, facts)
+            assert (screen, 360, 800) in autoglm._SHOTS, (script.id, index)
