@@ -42,8 +42,13 @@ def cli() -> None:
     \b
     First run (no services needed: a reference target and Redis start by themselves):
       convsim run --qps 50,200,500 --duration 30
-    Against your deployment:
+    Against your deployment (chat dialogues, or phone-agent sessions):
       convsim run --target http://localhost:8000/v1 --model autoglm-phone-9b --qps 10,50
+      convsim run --target http://localhost:8000/v1 --profile autoglm --qps 5,20
+    Search for dialogues it forgets, shrunk to the smallest:
+      convsim check --target http://localhost:8000/v1
+    Re-score and compare runs (exit 1 on a failed gate or a regression):
+      convsim report runs/<id>;  convsim compare runs/<a> runs/<b>
     """
 
 
