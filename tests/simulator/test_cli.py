@@ -41,6 +41,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
         (["--embedder", "/no/such/model"], "--embedder /no/such/model: no such folder"),
         (["--min-ocs", "1.5"], "--min-ocs"),
         (["--tolerance", "lax"], "--tolerance"),
+        (["--param", "temperature"], "--param 'temperature': expected KEY=VALUE"),
+        (["--screenshot", "big"], "--screenshot 'big': expected WIDTHxHEIGHT"),
+        (["--profile", "voice"], "--profile"),
         (["--arrival", "burst"], "--arrival"),
     ],
 )
