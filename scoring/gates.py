@@ -3,9 +3,12 @@
 CV tolerance (from the source article): strict CV <= 0.10 at low load, elastic <= 0.25
 (with an alert above 0.10) at high concurrency, recovery <= 0.30 for the step after a
 breach. `auto` picks strict for the lowest step, elastic above it, recovery after a breach.
-Gates add absolute limits: error rate, OCS, context loss and an optional hard CV cap.
-A step breaches when any check fails; the engine's circuit breaker uses the same function
-on the figures it has when a step ends (latency CV and errors).
+Gates add absolute limits: error rate, OCS, context loss, phone-agent format compliance and
+an optional hard CV cap. A step breaches when any check fails. By default a check compares
+the point estimate with its limit; with `gate_on="interval"` a check fails only when the
+whole 95% interval is on the wrong side (fewer failures from small samples, at the price of
+passing borderline steps). The engine's circuit breaker uses the same function on the
+figures it has when a step ends (latency CV, errors and their Wilson interval).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class Gates:
     min_ocs: float | None = 0.92
     max_context_loss: float | None = 0.05
     max_cv: float | None = None
+    min_format: float | None = 0.95  # phone-agent replies in the think/answer format
+    gate_on: str = "point"  # "point" | "interval"
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -48,41 +53,63 @@ def _check(name: str, value: float | None, limit: float, passed: bool, alert: bo
     return {"gate": name, "value": value, "limit": limit, "status": status}
 
 
+def _past(figures: dict[str, Any], key: str, limit: float, high_is_bad: bool, gates: Gates) -> bool:
+    """Whether a figure is on the wrong side of its limit (its whole interval, in interval mode)."""
+    value = figures[key]
+    interval = figures.get(f"{key}_ci")
+    if gates.gate_on == "interval" and interval:
+        value = interval[0] if high_is_bad else interval[1]
+    return bool(value > limit) if high_is_bad else bool(value < limit)
+
+
 def verdict(index: int, figures: dict[str, Any], previous_breached: bool, gates: Gates = Gates()) -> dict[str, Any]:
-    """Checks of one step's figures (cv, error_rate, and when known ocs, context_loss)."""
+    """Checks of one step's figures: cv, error_rate and, when known, ocs, context_loss and
+    format, each optionally with its interval (`<name>_ci`)."""
     mode = mode_for(index, previous_breached, gates.tolerance)
     threshold = MODES[mode]
     cv = figures.get("cv")
     checks, reasons = [], []
+    note = " (whole 95% interval)" if gates.gate_on == "interval" else ""
     if cv is None:
         checks.append(_check("latency_cv", None, threshold, False))
         reasons.append("no successful turns")
     else:
-        alert = mode != "strict" and cv > STRICT_CV
-        checks.append(_check("latency_cv", cv, threshold, cv <= threshold, alert))
-        if cv > threshold:
-            reasons.append(f"latency CV {cv:.3f} > {threshold:.2f} ({mode})")
+        over = _past(figures, "cv", threshold, True, gates)
+        alert = not over and mode != "strict" and cv > STRICT_CV
+        checks.append(_check("latency_cv", cv, threshold, not over, alert))
+        if over:
+            reasons.append(f"latency CV {cv:.3f} > {threshold:.2f} ({mode}){note}")
         elif alert:
             reasons.append(f"latency CV {cv:.3f} above strict {STRICT_CV:.2f}, within {mode} {threshold:.2f}")
         if gates.max_cv is not None:
-            checks.append(_check("max_cv", cv, gates.max_cv, cv <= gates.max_cv))
-            if cv > gates.max_cv:
-                reasons.append(f"latency CV {cv:.3f} > --max-cv {gates.max_cv:g}")
+            over = _past(figures, "cv", gates.max_cv, True, gates)
+            checks.append(_check("max_cv", cv, gates.max_cv, not over))
+            if over:
+                reasons.append(f"latency CV {cv:.3f} > --max-cv {gates.max_cv:g}{note}")
     error_rate = figures.get("error_rate")
     if error_rate is not None:
-        checks.append(_check("error_rate", error_rate, gates.max_error_rate, error_rate <= gates.max_error_rate))
-        if error_rate > gates.max_error_rate:
-            reasons.append(f"error rate {error_rate:.2%} > --max-error-rate {gates.max_error_rate:.2%}")
+        over = _past(figures, "error_rate", gates.max_error_rate, True, gates)
+        checks.append(_check("error_rate", error_rate, gates.max_error_rate, not over))
+        if over:
+            reasons.append(f"error rate {error_rate:.2%} > --max-error-rate {gates.max_error_rate:.2%}{note}")
     ocs = figures.get("ocs")
     if ocs is not None and gates.min_ocs is not None:
-        checks.append(_check("ocs", ocs, gates.min_ocs, ocs >= gates.min_ocs))
-        if ocs < gates.min_ocs:
-            reasons.append(f"OCS {ocs:.3f} < --min-ocs {gates.min_ocs:g}")
+        under = _past(figures, "ocs", gates.min_ocs, False, gates)
+        checks.append(_check("ocs", ocs, gates.min_ocs, not under))
+        if under:
+            reasons.append(f"OCS {ocs:.3f} < --min-ocs {gates.min_ocs:g}{note}")
     loss = figures.get("context_loss")
     if loss is not None and gates.max_context_loss is not None:
-        checks.append(_check("context_loss", loss, gates.max_context_loss, loss <= gates.max_context_loss))
-        if loss > gates.max_context_loss:
-            reasons.append(f"context loss {loss:.2%} > --max-context-loss {gates.max_context_loss:.2%}")
+        over = _past(figures, "context_loss", gates.max_context_loss, True, gates)
+        checks.append(_check("context_loss", loss, gates.max_context_loss, not over))
+        if over:
+            reasons.append(f"context loss {loss:.2%} > --max-context-loss {gates.max_context_loss:.2%}{note}")
+    compliant = figures.get("format")
+    if compliant is not None and gates.min_format is not None:
+        under = _past(figures, "format", gates.min_format, False, gates)
+        checks.append(_check("format", compliant, gates.min_format, not under))
+        if under:
+            reasons.append(f"format compliance {compliant:.2%} < --min-format {gates.min_format:.2%}{note}")
     statuses = {c["status"] for c in checks}
     status = "breach" if "fail" in statuses else "alert" if "alert" in statuses else "pass"
     return {"mode": mode, "cv_threshold": threshold, "status": status, "reasons": reasons, "checks": checks}

@@ -104,7 +104,8 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "format": None,
         "store": store_stats,
         "interrupted": step.get("interrupted", False),
-        "verdict": verdict(index, {"cv": latency.cv if latency else None, "error_rate": error_rate},
+        "verdict": verdict(index, {"cv": latency.cv if latency else None, "cv_ci": latency.cv_ci95 if latency else None,
+                                   "error_rate": error_rate, "error_rate_ci": wilson(failed, len(measured))},
                            previous_breached, gates),
     }
 
@@ -183,11 +184,13 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
                 "context_loss": paired_delta(loss_clusters[0], loss_clusters[index], options.seed),
             }
         latency = result["latency_ms"]
+        loss, ocs_figures, fmt = result["context_loss"], result["ocs"], result["format"]
         result["verdict"] = verdict(index, {
-            "cv": latency["cv"] if latency else None,
-            "error_rate": result["errors"]["rate"],
-            "ocs": result["ocs"]["value"] if result["ocs"] else None,
-            "context_loss": result["context_loss"]["rate"] if result["context_loss"]["probes"] else None,
+            "cv": latency["cv"] if latency else None, "cv_ci": latency.get("cv_ci95") if latency else None,
+            "error_rate": result["errors"]["rate"], "error_rate_ci": result["errors"]["ci95"],
+            "ocs": ocs_figures["value"] if ocs_figures else None, "ocs_ci": ocs_figures["ci95"] if ocs_figures else None,
+            "context_loss": loss["rate"] if loss["probes"] else None, "context_loss_ci": loss["ci95"],
+            "format": fmt["rate"] if fmt else None, "format_ci": fmt["ci95"] if fmt else None,
         }, breached, options.gates)
         breached = result["verdict"]["status"] == "breach"
         if step.get("breaker") and not breaker["tripped"]:

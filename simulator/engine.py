@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from personas import PersonaScript
-from scoring import verdict
+from scoring import verdict, wilson
 from session_store import (
     CorruptState,
     RedisSessionStore,
@@ -184,7 +184,8 @@ class Engine:
         cv = None
         if data.size:
             cv = float(data.std(ddof=1) / data.mean()) if data.size > 1 and data.mean() > 0 else 0.0
-        result = verdict(index, {"cv": cv, "error_rate": failed / turns}, False, self.config.gates)
+        figures = {"cv": cv, "error_rate": failed / turns, "error_rate_ci": wilson(failed, turns)}
+        result = verdict(index, figures, False, self.config.gates)
         if result["status"] != "breach":
             return None
         return "; ".join(result["reasons"]) + f" (on the {turns} measured turns done when the step ended)"

@@ -37,3 +37,23 @@ def test_reasons_name_the_flag_to_change() -> None:
 
 def test_no_successful_turns_is_a_breach() -> None:
     assert status(0, error_rate=1.0) == "breach"
+
+
+def test_interval_mode_fails_only_when_the_whole_interval_is_past_the_limit() -> None:
+    interval = Gates(gate_on="interval")
+    noisy = {"cv": 0.05, "ocs": 0.90, "ocs_ci": [0.84, 0.95], "error_rate": 0.02, "error_rate_ci": [0.005, 0.05]}
+    assert status(1, **noisy) == "breach"  # point estimates past the limits
+    assert status(1, gates=interval, **noisy) == "pass"  # but their intervals still reach them
+    clear = {"cv": 0.05, "ocs": 0.80, "ocs_ci": [0.74, 0.86], "error_rate": 0.0}
+    result = verdict(1, clear, False, interval)
+    assert result["status"] == "breach" and "whole 95% interval" in " ".join(result["reasons"])
+    # the CV tolerance too
+    assert status(0, gates=interval, cv=0.11, cv_ci=[0.08, 0.14]) == "pass"
+    assert status(0, gates=interval, cv=0.15, cv_ci=[0.12, 0.18]) == "breach"
+
+
+def test_format_compliance_gate_applies_to_phone_agent_steps_only() -> None:
+    assert status(1, cv=0.05, format=0.90) == "breach"
+    assert status(1, cv=0.05, format=0.99) == "pass"
+    assert status(1, cv=0.05) == "pass"  # chat steps have no format figure
+    assert status(1, cv=0.05, format=0.5, gates=Gates(min_format=None)) == "pass"
