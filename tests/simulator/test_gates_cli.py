@@ -43,12 +43,12 @@ def test_breaker_stops_escalating_and_exit_is_1(tmp_path: Path) -> None:
     rescored = json.loads((tmp_path / "b" / "scorecard.json").read_text())
     assert rescored["gates"]["passed"] and rescored["gates"]["max_error_rate"] == 0.5
     assert {s["verdict"]["mode"] for s in rescored["steps"]} == {"recovery"}
-    # Interval gating: a 30% error rate is past a 10% limit with its whole interval.
-    result = convsim("report", str(tmp_path / "b"), "--gate-on", "interval", "--max-error-rate", "0.1", timeout=120)
+    # Interval gating: a 30% error rate is past a 2% limit with its whole interval.
+    result = convsim("report", str(tmp_path / "b"), "--gate-on", "interval", "--max-error-rate", "0.02", timeout=120)
     rejudged = json.loads((tmp_path / "b" / "scorecard.json").read_text())
     assert rejudged["gates"]["gate_on"] == "interval" and result.returncode == 1
     low = rejudged["steps"][0]["errors"]["ci95"][0]
-    assert low > 0.1 and any("whole 95% interval" in r for r in rejudged["steps"][0]["verdict"]["reasons"])
+    assert low > 0.02 and any("whole 95% interval" in r for r in rejudged["steps"][0]["verdict"]["reasons"])
     assert rescored["steps"][0]["errors"] == card["steps"][0]["errors"]
 
 
