@@ -29,7 +29,7 @@ from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
 from simulator.errors import EndpointError, ModelNotFound, UsageError
-from simulator.profiles import PROFILES, of_profile
+from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
 
@@ -48,12 +48,6 @@ def load_scripts(spec: str, profile: str = "chat") -> list[PersonaScript]:
         raise UsageError(f"{exc}") from None
     if spec == "builtin":  # the library holds both profiles; --profile picks one
         scripts = of_profile(scripts, profile)
-    for script in scripts:
-        if script.profile not in PROFILES:
-            raise UsageError(
-                f"{script.source}: profile: {script.profile!r} is not available in this version "
-                f"(available: {', '.join(PROFILES)}); use profile: chat"
-            )
     return scripts
 
 
