@@ -62,6 +62,12 @@ class Completion:
     t_marker: float | None = None  # when the first of the caller's markers appeared (end of thinking)
 
 
+def tool_calls_text(calls: Mapping[int, Mapping[str, Any]]) -> str:
+    """A model's tool calls, recorded as text (convsim does not run them):
+    `tool_call: name(arguments)`, one per line."""
+    return "\n".join(f"tool_call: {c.get('name', '')}({c.get('arguments', '')})" for _, c in sorted(calls.items()))
+
+
 def classify_status(status: int, body: bytes) -> EndpointError:
     text = body[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
     message = text
@@ -161,8 +167,11 @@ class EndpointClient:
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
+            calls = choice["message"].get("tool_calls") or []
         except (KeyError, IndexError, TypeError, AttributeError):
             raise EndpointProtocolError("body has no choices[0].message") from None
+        if not text and calls:
+            text = tool_calls_text({i: (c.get("function") or {}) for i, c in enumerate(calls) if isinstance(c, dict)})
         usage = data.get("usage") or {}
         finish = choice.get("finish_reason")
         if not text and finish == "length":
@@ -177,6 +186,7 @@ class EndpointClient:
         parts: list[str] = []
         t_marker: float | None = None
         tail = ""
+        calls: dict[int, dict[str, str]] = {}  # tool calls streamed in pieces, by index
         t_first: float | None = None
         chunks = 0
         finish: str | None = None
@@ -225,6 +235,13 @@ class EndpointClient:
                             tail = tail[-24:] + content  # a marker may straddle two chunks
                             if any(m in tail for m in markers):
                                 t_marker = time.perf_counter()
+                    for call in delta.get("tool_calls") or ():
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                        part = calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
+                        function = call.get("function") or {}
+                        part["name"] += function.get("name") or ""
+                        part["arguments"] += function.get("arguments") or ""
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
             if saw_done:
@@ -232,7 +249,7 @@ class EndpointClient:
         if plain_json:
             return self._parse_json(buffer, t_sent)
         t_done = time.perf_counter()
-        text = "".join(parts)
+        text = "".join(parts) or tool_calls_text(calls)
         if not text:
             if finish == "length":
                 raise ContextOverflow("empty 200 stream with finish_reason=length (prompt fills the context)")

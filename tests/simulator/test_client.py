@@ -197,3 +197,21 @@ def test_refused_port_is_connect_error() -> None:
             await client.aclose()
 
     run(go())
+
+
+def test_a_reply_that_is_only_tool_calls_is_recorded_as_text() -> None:
+    def call(index: int, name: str, args: str) -> dict[str, Any]:
+        fn = {"name": name, "arguments": args} if name else {"arguments": args}
+        return {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, "function": fn}]}, "finish_reason": None}]}
+
+    body = sse(call(0, "database_query", '{"sql": "SEL'), call(0, "", 'ECT 1"}'), call(1, "chart_generator", "{}"),
+               delta("", "tool_calls"))
+    result = complete(lambda request: httpx.Response(200, content=body))
+    assert result.text == 'tool_call: database_query({"sql": "SELECT 1"})\ntool_call: chart_generator({})'
+    assert result.finish_reason == "tool_calls" and result.t_first is not None
+
+    message = {"role": "assistant", "content": None,
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "database_query", "arguments": "{}"}}]}
+    plain = complete(lambda request: httpx.Response(200, json={"choices": [{"message": message, "finish_reason": "tool_calls"}]}),
+                     stream=False)
+    assert plain.text == "tool_call: database_query({})"
