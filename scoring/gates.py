@@ -53,6 +53,16 @@ def _check(name: str, value: float | None, limit: float, passed: bool, alert: bo
     return {"gate": name, "value": value, "limit": limit, "status": status}
 
 
+# The absolute gates: (check name, figure, Gates field, higher is worse, label, (value, limit) formats).
+LIMITS = (
+    ("max_cv", "cv", "max_cv", True, "latency CV", (".3f", "g")),
+    ("error_rate", "error_rate", "max_error_rate", True, "error rate", (".2%", ".2%")),
+    ("ocs", "ocs", "min_ocs", False, "OCS", (".3f", "g")),
+    ("context_loss", "context_loss", "max_context_loss", True, "context loss", (".2%", ".2%")),
+    ("format", "format", "min_format", False, "format compliance", (".2%", ".2%")),
+)
+
+
 def _past(figures: dict[str, Any], key: str, limit: float, high_is_bad: bool, gates: Gates) -> bool:
     """Whether a figure is on the wrong side of its limit (its whole interval, in interval mode)."""
     value = figures[key]
@@ -81,35 +91,15 @@ def verdict(index: int, figures: dict[str, Any], previous_breached: bool, gates:
             reasons.append(f"latency CV {cv:.3f} > {threshold:.2f} ({mode}){note}")
         elif alert:
             reasons.append(f"latency CV {cv:.3f} above strict {STRICT_CV:.2f}, within {mode} {threshold:.2f}")
-        if gates.max_cv is not None:
-            over = _past(figures, "cv", gates.max_cv, True, gates)
-            checks.append(_check("max_cv", cv, gates.max_cv, not over))
-            if over:
-                reasons.append(f"latency CV {cv:.3f} > --max-cv {gates.max_cv:g}{note}")
-    error_rate = figures.get("error_rate")
-    if error_rate is not None:
-        over = _past(figures, "error_rate", gates.max_error_rate, True, gates)
-        checks.append(_check("error_rate", error_rate, gates.max_error_rate, not over))
-        if over:
-            reasons.append(f"error rate {error_rate:.2%} > --max-error-rate {gates.max_error_rate:.2%}{note}")
-    ocs = figures.get("ocs")
-    if ocs is not None and gates.min_ocs is not None:
-        under = _past(figures, "ocs", gates.min_ocs, False, gates)
-        checks.append(_check("ocs", ocs, gates.min_ocs, not under))
-        if under:
-            reasons.append(f"OCS {ocs:.3f} < --min-ocs {gates.min_ocs:g}{note}")
-    loss = figures.get("context_loss")
-    if loss is not None and gates.max_context_loss is not None:
-        over = _past(figures, "context_loss", gates.max_context_loss, True, gates)
-        checks.append(_check("context_loss", loss, gates.max_context_loss, not over))
-        if over:
-            reasons.append(f"context loss {loss:.2%} > --max-context-loss {gates.max_context_loss:.2%}{note}")
-    compliant = figures.get("format")
-    if compliant is not None and gates.min_format is not None:
-        under = _past(figures, "format", gates.min_format, False, gates)
-        checks.append(_check("format", compliant, gates.min_format, not under))
-        if under:
-            reasons.append(f"format compliance {compliant:.2%} < --min-format {gates.min_format:.2%}{note}")
+    for gate, key, attribute, high_is_bad, label, shown in LIMITS:
+        value, limit = figures.get(key), getattr(gates, attribute)
+        if value is None or limit is None:
+            continue
+        past = _past(figures, key, limit, high_is_bad, gates)
+        checks.append(_check(gate, value, limit, not past))
+        if past:
+            flag = "--" + attribute.replace("_", "-")
+            reasons.append(f"{label} {value:{shown[0]}} {'>' if high_is_bad else '<'} {flag} {limit:{shown[1]}}{note}")
     statuses = {c["status"] for c in checks}
     status = "breach" if "fail" in statuses else "alert" if "alert" in statuses else "pass"
     return {"mode": mode, "cv_threshold": threshold, "status": status, "reasons": reasons, "checks": checks}
