@@ -119,7 +119,7 @@ class PersonaScript:
     def superseded(self, name: str) -> tuple[str, ...]:
         return superseded(self.facts, name)
 
-    def probe_plan(self) -> tuple[tuple[tuple[str, int, tuple[str, ...]], ...], ...]:
+    def probe_plan(self) -> tuple[ProbePlanTurn, ...]:
         """Per turn, for each expected fact: (name, turns back it was last stated, superseded facts)."""
         last_stated: dict[str, int] = {}
         plan = []
@@ -136,6 +136,14 @@ class PersonaScript:
 
     def render(self, turn_index: int, facts: Mapping[str, str]) -> str:
         return render(self.turns[turn_index].user, facts)
+
+
+ProbePlanTurn = tuple[tuple[str, int, tuple[str, ...]], ...]  # one turn of PersonaScript.probe_plan()
+
+
+def stale_values(plan_turn: ProbePlanTurn, facts: Mapping[str, str]) -> dict[str, list[str]]:
+    """The superseded values of each probed fact that was corrected: what must not win."""
+    return {name: [facts[old] for old in olds] for name, _, olds in plan_turn if olds}
 
 
 def superseded(facts: Mapping[str, FactSpec], name: str) -> tuple[str, ...]:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from personas import PersonaScript
+from personas.script import stale_values
 from scoring import judge_probe, load_rules
 from scoring.actions import judged_text
 from simulator.client import EndpointClient
 from simulator.errors import EndpointError
-from simulator.profiles import PROFILES, DialogueProfile, tool_messages
+from simulator.profiles import PROFILES, DialogueProfile, next_request, script_params
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,11 @@ async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Map
     rules = load_rules({"personas": {script.id: script.header()}})
     plan = script.probe_plan()
     history: list[Mapping[str, Any]] = []
-    params = {**profile.request_params(), **({"tools": list(script.tools)} if script.tools else {})}
+    params = script_params(profile, script)
     system = profile.system_prompt(script)
     results = []
     for index, turn in enumerate(script.turns):
-        user_text = profile.user_text(script, index, facts)
-        await profile.prepare(user_text)
-        before = tool_messages(turn, index, facts)
-        messages = profile.request_messages(system, [*history, *before], user_text)
+        user_text, before, messages = await next_request(profile, script, index, facts, system, history)
         expect = {name: facts[name] for name in turn.expect}
         try:
             completion = await client.complete(messages, stream, params)
@@ -97,7 +95,7 @@ async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Map
         lost: tuple[str, ...] = ()
         flipped: tuple[str, ...] = ()
         if expect:
-            stale = {name: [facts[old] for old in olds] for name, _, olds in plan[index] if olds}
+            stale = stale_values(plan[index], facts)
             judged = judged_text({"text": completion.text, "reply": reply.as_record() if reply else None})
             verdict = judge_probe(judged, expect, stale, script.id, rules)
             lost, flipped = verdict.lost, verdict.flipped

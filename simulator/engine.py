@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from personas import PersonaScript
+from personas.script import stale_values
 from scoring import verdict, wilson
 from session_store import (
     CorruptState,
@@ -41,7 +42,8 @@ from simulator.profiles import (
     DialogueProfile,
     estimate_text_tokens,
     make_profiles,
-    tool_messages,
+    next_request,
+    script_params,
 )
 from simulator.recorder import RecordWriter
 
@@ -117,6 +119,7 @@ class Engine:
         self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
         self._systems = {s.id: self._profiles[s.profile].system_prompt(s) for s in scripts}
         self._system_tokens = {k: estimate_text_tokens(v) if v else 0 for k, v in self._systems.items()}
+        self._params = {s.id: script_params(self._profiles[s.profile], s, config.request_params) for s in scripts}
         self._weights = list(itertools.accumulate(s.weight for s in scripts))
         self._rng = random.Random(config.seed)
         self._arrival = ARRIVALS[config.arrival]
@@ -308,16 +311,10 @@ class Engine:
         state, script, profile = session.state, session.script, session.profile
         index = state.turn
         turn = script.turns[index]
-        user_text = profile.user_text(script, index, state.facts)
-        await profile.prepare(user_text)
-        before = tool_messages(turn, index, state.facts)
-        system = self._systems[script.id]
-        messages = profile.request_messages(system, [*state.messages, *before] if before else state.messages, user_text)
+        user_text, before, messages = await next_request(
+            profile, script, index, state.facts, self._systems[script.id], state.messages)
         prompt_est = session.tokens + self._system_tokens[script.id] + estimate_text_tokens(user_text) + profile.image_tokens
-        params = profile.request_params()
-        if script.tools:
-            params = {**params, "tools": list(script.tools)}
-        params.update(self.config.request_params)
+        params = self._params[script.id]
         p = self.progress
         p.sent += 1
         p.in_flight += 1
@@ -397,7 +394,7 @@ class Engine:
         if turn.expect:  # a probe: how far back each fact was stated, and what it superseded
             plan = self._plans[script.id][index]
             record["distance"] = {name: back for name, back, _ in plan}
-            stale = {name: [state.facts[old] for old in olds] for name, _, olds in plan if olds}
+            stale = stale_values(plan, state.facts)
             if stale:
                 record["stale"] = stale
         if index == 0:

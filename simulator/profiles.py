@@ -12,10 +12,11 @@ from personas import PersonaScript, Turn, render
 from scoring.actions import Reply
 from simulator.autoglm import DEFAULT_SCREENSHOT, AutoglmProfile, estimate_text_tokens
 
-__all__ = ["PROFILES", "ChatProfile", "DialogueProfile", "estimate_text_tokens", "make_profiles", "of_profile", "tool_messages"]
+__all__ = ["PROFILES", "ChatProfile", "DialogueProfile", "estimate_text_tokens", "make_profiles", "next_request", "of_profile", "script_params",
+           "tool_messages"]
 
 
-def tool_messages(turn: Turn, index: int, facts: dict[str, str]) -> list[dict[str, Any]]:
+def tool_messages(turn: Turn, index: int, facts: Mapping[str, str]) -> list[dict[str, Any]]:
     """The tool call an application made before this turn and its result, as chat messages."""
     if turn.tool is None:
         return []
@@ -24,6 +25,28 @@ def tool_messages(turn: Turn, index: int, facts: dict[str, str]) -> list[dict[st
             "function": {"name": turn.tool.name, "arguments": render(turn.tool.arguments, facts)}}
     return [{"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call_id, "content": render(turn.tool.content, facts)}]
+
+
+def script_params(profile: DialogueProfile, script: PersonaScript,
+                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Request parameters of a script's turns: the profile's, the script's tools, the run's
+    overrides. The same for every turn, so computed once per script."""
+    params = profile.request_params()
+    if script.tools:
+        params["tools"] = list(script.tools)
+    params.update(overrides or {})
+    return params
+
+
+async def next_request(profile: DialogueProfile, script: PersonaScript, index: int, facts: Mapping[str, str],
+                       system: str | None, history: Sequence[Mapping[str, Any]]
+                       ) -> tuple[str, list[dict[str, Any]], list[Mapping[str, Any]]]:
+    """(user text, tool messages before it, the request's messages) of one turn."""
+    user_text = profile.user_text(script, index, facts)
+    await profile.prepare(user_text)
+    before = tool_messages(script.turns[index], index, facts)
+    messages = profile.request_messages(system, [*history, *before] if before else history, user_text)
+    return user_text, before, messages
 
 
 class DialogueProfile(Protocol):
