@@ -203,12 +203,9 @@ def _turns(raw: Any, facts: dict[str, FactSpec], profile: str, fail: Any) -> tup
             need = "the task" if profile == "autoglm" else "non-empty text"
             raise fail(f"{where}.user" if "user" in item else where, f"expected user: TEXT with {need}")
         tool = _tool(item.get("tool"), f"{where}.tool", fail)
-        texts = [user] + ([tool.arguments, tool.content] if tool else []) + [str(v) for v in (screen or {}).values()]
-        for text in texts:
-            for name in placeholders(text):
-                if name not in facts:
-                    raise fail(f"{where}.user", f"unknown fact {{{name}}}; define it under facts: or fix the name")
-                planted.add(name)
+        stated = {name for text in Turn(user, tool=tool, screen=screen).texts() for name in placeholders(text)}
+        for name in sorted(stated - set(facts)):
+            raise fail(f"{where}.user", f"unknown fact {{{name}}}; define it under facts: or fix the name")
         expect = item.get("expect") or []
         if isinstance(expect, str):
             expect = [expect]
@@ -222,6 +219,7 @@ def _turns(raw: Any, facts: dict[str, FactSpec], profile: str, fail: Any) -> tup
             newer = [f for f in planted if name in superseded(facts, f)]
             if newer:
                 raise fail(f"{where}.expect", f"{name!r} was corrected by {newer[0]!r} in an earlier turn; expect {newer[0]!r}")
+        planted |= stated  # after the probe check: a probe is answered from earlier turns
         action = item.get("action")
         if action is not None and action not in ACTIONS:
             raise fail(f"{where}.action", f"expected one of {', '.join(ACTIONS)}, got {action!r}")

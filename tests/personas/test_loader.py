@@ -134,3 +134,13 @@ def test_a_corrected_fact_cannot_be_probed_after_its_correction(tmp_path: Path) 
     [script] = load_personas(write(tmp_path, text.replace("expect: [order]", "expect: [order2]")))
     assert script.probe_plan()[2] == (("order2", 1, ("order",)),)
     assert script.facts["city"].aliases == {} and script.header()["facts"]["order2"]["corrects"] == "order"
+
+
+def test_a_probe_in_the_turn_that_states_its_fact_is_an_error(tmp_path: Path) -> None:
+    # A probe is answered from earlier turns; the same turn would give the answer away
+    # (and has no distance to report).
+    text = GOOD.replace("  - user: 帮我推荐三家酒店。", "  - user: 订单号是{order}，对吗？\n    expect: [order]")
+    text = text.replace("  - user: 你好，我叫{name}，订单号是{order}，下周去{city}。", "  - user: 你好，我叫{name}，下周去{city}。")
+    with pytest.raises(PersonaError) as info:
+        load_personas(write(tmp_path, text))
+    assert "turns[1].expect: probe of 'order' before any turn states it" in str(info.value)
