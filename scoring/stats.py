@@ -89,6 +89,16 @@ def bootstrap_intervals(values: np.ndarray, clusters: np.ndarray | None, rng: np
     return [_r(low, 4), _r(high, 4)], [_r(mean_low), _r(mean_high)]
 
 
+def coefficient_of_variation(values: Sequence[float] | np.ndarray) -> float | None:
+    """std (n-1) / mean; 0 for one value or a zero mean, None for no values."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return None
+    mean = float(data.mean())
+    std = float(data.std(ddof=1)) if data.size > 1 else 0.0
+    return std / mean if mean > 0 else 0.0
+
+
 def summarize(values: Sequence[float] | np.ndarray, clusters: Sequence[str] | np.ndarray | None = None,
               seed: int = 0) -> Summary | None:
     data = np.asarray(values, dtype=float)
@@ -97,12 +107,11 @@ def summarize(values: Sequence[float] | np.ndarray, clusters: Sequence[str] | np
     p50, p90, p95, p99 = np.percentile(data, PERCENTILES)
     q1, q3 = np.percentile(data, [25, 75])
     mean = float(data.mean())
-    std = float(data.std(ddof=1)) if data.size > 1 else 0.0
     cluster_arr = None if clusters is None else np.asarray(clusters)
     intervals = bootstrap_intervals(data, cluster_arr, np.random.default_rng(seed))
     return Summary(
         count=int(data.size), mean=_r(mean), p50=_r(p50), p90=_r(p90), p95=_r(p95), p99=_r(p99),
-        max=_r(data.max()), cv=_r(std / mean if mean > 0 else 0.0, 4),
+        max=_r(data.max()), cv=_r(coefficient_of_variation(data) or 0.0, 4),
         cv_ci95=intervals[0] if intervals else None,
         iqr_over_median=_r((q3 - q1) / p50 if p50 > 0 else 0.0, 4),
         mean_ci95=intervals[1] if intervals else None,

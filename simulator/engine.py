@@ -19,11 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from personas import PersonaScript
 from personas.script import stale_values
 from scoring import verdict, wilson
+from scoring.stats import coefficient_of_variation
 from session_store import (
     CorruptState,
     RedisSessionStore,
@@ -183,11 +182,7 @@ class Engine:
         latencies, (turns, failed) = self._judged.get(index, ([], [0, 0]))
         if not turns:
             return None
-        data = np.asarray(latencies)
-        cv = None
-        if data.size:
-            cv = float(data.std(ddof=1) / data.mean()) if data.size > 1 and data.mean() > 0 else 0.0
-        figures = {"cv": cv, "error_rate": failed / turns, "error_rate_ci": wilson(failed, turns)}
+        figures = {"cv": coefficient_of_variation(latencies), "error_rate": failed / turns, "error_rate_ci": wilson(failed, turns)}
         result = verdict(index, figures, False, self.config.gates)
         if result["status"] != "breach":
             return None
