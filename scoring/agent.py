@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from scoring.actions import FORMAT_CLASSES
-from scoring.stats import quantiles, wilson
+from scoring.stats import quantiles, wilson_ci
 
 CONTEXT_WINDOW = 25_480  # Open-AutoGLM's context, in tokens
 
@@ -29,7 +29,7 @@ def format_figures(turns: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     matched = sum(1 for want, got in expected if want == got)
     return {
         "checked": len(replies), "compliant": compliant, "rate": round(compliant / len(replies), 6),
-        "ci95": [round(x, 6) for x in wilson(compliant, len(replies))],
+        "ci95": wilson_ci(compliant, len(replies)),
         "by_class": {name: classes.get(name, 0) for name in FORMAT_CLASSES},
         "trailing_tag": sum(1 for _, r in replies if r.get("trailing_tag")),
         "action_loops": sum(1 for _, r in replies if r.get("loop")),

@@ -20,17 +20,13 @@ from scoring.actions import action_key, judged_text
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
 from scoring.normalize import normalize, numbers
-from scoring.stats import ratio_interval, wilson
+from scoring.stats import ratio_interval, wilson_ci
 
 Record = Mapping[str, Any]
 
 
 def _rate(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
-
-
-def _ci(part: int, whole: int) -> list[float]:
-    return [round(x, 6) for x in wilson(part, whole)]
 
 
 # -- context loss ---------------------------------------------------------------------
@@ -69,14 +65,14 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
     sessions = seen_sessions | state_lost_sessions
     affected |= state_lost_sessions
     figures = {
-        "probes": probes, "lost": lost, "rate": _rate(lost, probes), "ci95": _ci(lost, probes),
-        "flips": flips, "flip_rate": _rate(flips, probes), "flip_ci95": _ci(flips, probes),
+        "probes": probes, "lost": lost, "rate": _rate(lost, probes), "ci95": wilson_ci(lost, probes),
+        "flips": flips, "flip_rate": _rate(flips, probes), "flip_ci95": wilson_ci(flips, probes),
         "unanswered": unanswered,
         "state_lost": step_state_lost,
         "combined": {"sessions": len(sessions), "affected": len(affected),
-                     "rate": _rate(len(affected), len(sessions)), "ci95": _ci(len(affected), len(sessions))},
+                     "rate": _rate(len(affected), len(sessions)), "ci95": wilson_ci(len(affected), len(sessions))},
         "by_distance": [
-            {"turns_back": d, "checked": n, "lost": k, "rate": _rate(k, n), "ci95": _ci(k, n)}
+            {"turns_back": d, "checked": n, "lost": k, "rate": _rate(k, n), "ci95": wilson_ci(k, n)}
             for d, (n, k) in sorted(by_distance.items())
         ],
     }
@@ -193,6 +189,6 @@ def ocs(step: StepPairs, cache: EmbeddingCache, threshold: float, seed: int = 0
     interval = ratio_interval([n - d for _, d, n in clusters], [n for _, _, n in clusters], seed)
     return {
         "pairs": step.pairs, "different": step.different, "value": round(1 - step.different / step.pairs, 6),
-        "ci95": interval or [round(x, 6) for x in wilson(step.pairs - step.different, step.pairs)],
+        "ci95": interval or wilson_ci(step.pairs - step.different, step.pairs),
         "fact_flips": step.fact_flips, "groups": len(step.groups), "threshold": threshold,
     }, clusters

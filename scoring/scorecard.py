@@ -22,7 +22,7 @@ from scoring.facts import load_rules
 from scoring.gates import Gates, verdict
 from scoring.quality import context_loss, ocs, pair_up
 from scoring.records import load_records
-from scoring.stats import paired_delta, quantiles, summarize, wilson
+from scoring.stats import paired_delta, quantiles, summarize, wilson, wilson_ci
 
 SCHEMA = "convsim.scorecard/1"
 ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
@@ -91,7 +91,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "sessions": step["sessions"],
         "errors": {
             "rate": error_rate,
-            "ci95": [round(x, 6) for x in wilson(failed, len(measured))],
+            "ci95": wilson_ci(failed, len(measured)),
             "by_class": {name: by_class.get(name, 0) for name in ERROR_CLASSES},
         },
         "latency_ms": latency.as_dict() if latency else None,

@@ -26,6 +26,11 @@ def wilson(successes: int, total: int, z: float = Z95) -> list[float]:
     return [low, high]
 
 
+def wilson_ci(successes: int, total: int) -> list[float]:
+    """The Wilson 95% interval as the scorecard writes it (6 decimals)."""
+    return [round(x, 6) for x in wilson(successes, total)]
+
+
 @dataclass(frozen=True)
 class Summary:
     """A latency distribution in ms, with the CV and its companions."""
