@@ -24,6 +24,7 @@ FORMAT_CLASSES = ("compliant", "missing_tags", "unparseable", "unknown_action")
 THINK = re.compile(r"<think>(.*?)(?:</think>|<answer>|$)", re.S)
 ANSWER = re.compile(r"<answer>(.*)", re.S)
 TEXT_ARGS = ("text", "app", "message", "instruction")
+DEFAULT_COORD_BUCKET = 50  # tap coordinates (0-999 grid) compare in buckets of this size
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def parse_reply(text: str) -> Reply:
     return Reply(status, thinking, call_text, name, args, trailing)
 
 
-def action_key(name: str | None, args: Mapping[str, Any], bucket: int = 50) -> tuple[Any, ...]:
+def action_key(name: str | None, args: Mapping[str, Any], bucket: int = DEFAULT_COORD_BUCKET) -> tuple[Any, ...]:
     """What two actions are compared by: the name and the arguments, coordinates bucketed
     (on the 0-999 grid) so that taps a few points apart count as the same tap."""
     items = []

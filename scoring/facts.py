@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from scoring.normalize import contains, normalize
+from scoring.normalize import compact, contains, normalize, value_pattern
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class FactRule:
         pattern = spec.get("pattern")
         compiled = None
         if pattern:
-            # Bounded so a 5-digit pattern does not match inside a 6-digit number.
-            compiled = re.compile(rf"(?<![0-9a-z])(?:{pattern})(?![0-9a-z])", re.IGNORECASE)
+            # Bounded so a 5-digit pattern does not match inside a 6-digit number; a dash in
+            # the pattern may be written as a space or left out, as answers do (QX 48213).
+            compiled = re.compile(rf"(?<![0-9a-z])(?:{_loose_dashes(pattern)})(?![0-9a-z])", re.IGNORECASE)
         digits = "digits" in (spec.get("normalize") or ())
         canon = _digits_only if digits else normalize
         aliases = {
@@ -50,23 +51,89 @@ class FactRule:
         return _digits_only(value) if self.digits else normalize(value)
 
     def forms(self, value: str) -> tuple[str, ...]:
-        """The normalized ways of writing one value: itself and its aliases."""
-        return (value, *self.aliases.get(value, ()))
+        """The normalized ways of writing one value: itself, its aliases, a number of three
+        or more digits in thousands or 万 (a target of 620 said as $620,000 or 620万),
+        a phone number without its trunk 0 (after a country code: +44 7700 ... for 07700 ...)."""
+        forms = [value, *self.aliases.get(value, ())]
+        if value.isdigit() and len(value) >= 3 and value[0] != "0" and not self.digits:
+            forms += [value + "000", value + "0000"]
+        if self.digits and value.startswith("0") and len(value) >= 8:
+            forms.append(value[1:])
+        return tuple(forms)
 
     def stated(self, text: str, own: str, stale: Iterable[str] = ()) -> frozenset[str]:
-        """Values of this fact a normalized answer states, each in canonical form (`canon`)."""
+        """Values of this fact a normalized answer states, each as its `key`."""
         if self.digits:
             text = _DIGIT_GAPS.sub("", text)
         found = set()
         for value in (own, *stale, *self.pool):
-            if value not in found and any(contains(text, form) for form in self.forms(value)):
-                found.add(value)
+            key = compact(value)
+            if key not in found and any(contains(text, form) for form in self.forms(value)):
+                found.add(key)
         if self.pattern is not None:
-            found.update(self.canon(m.group(0)) for m in self.pattern.finditer(text))
+            found.update(compact(self.canon(m.group(0))) for m in self.pattern.finditer(text))
         return frozenset(found)
 
 
+_DEMOTED = re.compile(r"(?:from|instead of|rather than|replacing|replaces|not|previously|originally|first "
+                      r"(?:mentioned|said|gave|told)|old|earlier|最初|原来|原先|之前|此前|先前|而不是|不是|由|从)\W*(?:the\W*)?$")
+_PROMOTED = re.compile(r"(?:corrected(?: it)? to|changed(?: it)? to|updated(?: it)? to|now|改成了?|改为|更正为|"
+                       r"更改为|调整为|现在是|变更为)\W*$")
+_UNSURE = re.compile(r"not sure which|which one (?:applies|is correct)|could you (?:please )?confirm|"
+                     r"不确定|哪一个|请您?确认")
+
+
+def _settle_correction(rule: FactRule, answer: str, own: str, old: list[str]) -> frozenset[str]:
+    """An answer that states a value and one it superseded: which one does it assert?
+    A mention after "corrected to" / "改为" stands; one after "from" / "rather than" /
+    "最初" does not; an answer unsure which holds asserts neither; else the later one."""
+    if _UNSURE.search(answer):
+        return frozenset()
+    text = _DIGIT_GAPS.sub("", answer) if rule.digits else answer
+    mentions: list[tuple[int, str, str]] = []  # (position, value key, mark)
+    for value in (own, *old):
+        for form in rule.forms(value):
+            pattern = value_pattern(form)
+            for m in pattern.finditer(text) if pattern else ():
+                before = text[max(0, m.start() - 30):m.start()]
+                mark = "promoted" if _PROMOTED.search(before) else "demoted" if _DEMOTED.search(before) else ""
+                mentions.append((m.start(), key(value), mark))
+    promoted = {k for _, k, mark in mentions if mark == "promoted"}
+    if len(promoted) == 1:
+        return frozenset(promoted)
+    standing = [(pos, k) for pos, k, mark in mentions if mark != "demoted"]
+    if standing:
+        return frozenset({max(standing)[1]})
+    return frozenset()
+
+
+def key(value: str) -> str:
+    """What `FactRule.stated` returns for a canonical value."""
+    return compact(value)
+
+
 _DIGIT_GAPS = re.compile(r"(?<=\d)[\s\-.·/()]+(?=\d)")
+
+
+def _loose_dashes(pattern: str) -> str:
+    """A dash outside a character class matches a dash, a space or nothing."""
+    out, depth, escaped = [], 0, False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+            continue
+        if ch == "\\":
+            escaped = True
+        elif ch == "[":
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+        elif ch == "-" and not depth:
+            out.append(r"[\s\-]?")
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
 def _digits_only(value: str) -> str:
@@ -113,7 +180,9 @@ def judge_probe(text: str, expect: Mapping[str, str], stale: Mapping[str, list[s
         own = rule.canon(value)
         old = [rule.canon(v) for v in stale.get(name, ())]
         stated = rule.stated(answer, own, old)
-        if own in stated:
+        if key(own) in stated and old and stated & {key(v) for v in old}:
+            stated = _settle_correction(rule, answer, own, old)
+        if key(own) in stated:
             carried.append(name)
         else:
             lost.append(name)
