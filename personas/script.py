@@ -95,6 +95,10 @@ class Turn:
             out += [str(v) for v in self.screen.values()]
         return out
 
+    def stated(self) -> frozenset[str]:
+        """The facts this turn states: every placeholder in any of its texts."""
+        return frozenset(name for text in self.texts() for name in placeholders(text))
+
 
 @dataclass(frozen=True)
 class PersonaScript:
@@ -123,12 +127,16 @@ class PersonaScript:
         """Per turn, for each expected fact: (name, turns back it was last stated, superseded facts)."""
         last_stated: dict[str, int] = {}
         plan = []
-        for index, turn in enumerate(self.turns):
+        for index, (turn, stated) in enumerate(zip(self.turns, self.stated_facts())):
             plan.append(tuple((name, index - last_stated[name], self.superseded(name)) for name in turn.expect))
-            for text in turn.texts():
-                for name in placeholders(text):
-                    last_stated[name] = index
+            for name in stated:
+                last_stated[name] = index
         return tuple(plan)
+
+    def stated_facts(self) -> tuple[frozenset[str], ...]:
+        """Per turn, the facts it states (a correction states the correcting fact, not the
+        one it corrects). Computed once per script by whoever needs it on a hot path."""
+        return tuple(turn.stated() for turn in self.turns)
 
     def header(self) -> dict[str, object]:
         return {"language": self.language, "profile": self.profile,

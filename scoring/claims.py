@@ -342,8 +342,8 @@ def _substitution(a: str, b: str) -> str | None:
     if len(ops) != 1 or ops[0][0] != "replace":
         return None
     _, i1, i2, j1, j2 = ops[0]
-    if len(ta) - (i2 - i1) < 3 or i2 - i1 > 3 or j2 - j1 > 3:
-        return None
+    if len(ta) - (i2 - i1) < 3 or i2 - i1 > 3 or j2 - j1 > 3 or min(i1, j1) < 2:
+        return None  # a swap in the first words is an opener or a lead-in ("Great question!", 关于 / 针对)
     swapped = ta[i1:i2] + tb[j1:j2]
     if "".join(ta[i1:i2]) == "".join(tb[j1:j2]):
         return None  # QX-48213 / QX48213: the same value spaced another way

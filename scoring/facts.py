@@ -59,6 +59,9 @@ class FactRule:
             forms += [value + "000", value + "0000"]
         if self.digits and value.startswith("0") and len(value) >= 8:
             forms.append(value[1:])
+        dated = re.fullmatch(r"\d{4}年(\d{1,2}月\d{1,2}日)", value)
+        if dated:
+            forms.append(dated.group(1))  # the year is often left out
         return tuple(forms)
 
     def stated(self, text: str, own: str, stale: Iterable[str] = ()) -> frozenset[str]:

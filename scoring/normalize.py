@@ -35,7 +35,7 @@ _UNITS = {"十": 10, "百": 100, "千": 1000}
 _BIG = {"万": 10_000, "亿": 100_000_000}
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万亿"
 _NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
-_COUNTERS = set("个天年月日号位次件元块岁点分秒周张条本份人家层楼间台辆瓶杯晚夜倍期项种折成")
+_COUNTERS = set("个天年月日号位次件元块岁点分秒周张条本份人家层楼间台辆瓶杯晚夜倍期项种折成角")
 _NOT_A_COUNT = ("一次性", "一点儿", "一点点", "一天到晚", "一年四季", "一周年")  # words, not numbers
 _STOPS = set(",.;:!?，。；：！？、 \n)）")
 _TIME_OF_DAY = ("上午", "早上", "早晨", "凌晨", "中午", "下午", "晚上", "傍晚", "夜里", "夜间")
@@ -83,6 +83,8 @@ def _numeral(match: re.Match[str]) -> str:
         standalone = run != "一" and (not after or after in _STOPS) and text[start - 1:start] not in "之第统唯"
         if after not in _COUNTERS and not standalone:
             return run  # 一般, 统一, 之一: a word, not a number
+        if run == "一" and after == "晚" and re.match(r"\s*[\d零〇一二两三四五六七八九十]", text[end + 1:end + 3]):
+            return run  # 前一晚10点: the evening before, not one night
         if run == "一" and after == "点" and not text[max(0, start - 2):start] in _TIME_OF_DAY:
             return run  # 有一点: a little, not one o'clock
     if len(run) == 2 and run in _APPROX_PAIRS and (after in _COUNTERS or after in "十百千万"):
@@ -152,6 +154,8 @@ def _number_words(match: re.Match[str]) -> str:
             return match.group(0)
         if not after[0] or not after[0][0].isalpha():
             return match.group(0)  # "the premium one.": a pronoun
+    if len(words) >= 3 and all(w in _SMALL and _SMALL[w] < 10 for w in words):
+        return "".join(str(_SMALL[w]) for w in words)  # five-eight-three: digits read one by one
     value = _words_value(words)
     return match.group(0) if value is None else str(value)
 
@@ -169,12 +173,16 @@ _EN_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _AMPM = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?")
 _CLOCK = re.compile(r"(?<![\d.])0?(\d{1,2}):(\d{2})(?![\d])")
+_HALF = re.compile(r"\bone and a half\b|\bhalf an hour\b|\ba half hour\b|\ban hour and a half\b")
+_PAST = re.compile(r"\b(half|quarter|\d{1,2}) (past|to) (\d{1,2})\b(?!:)")
+_ZH_WEEKDAY_WORD = re.compile(r"(?:星期|礼拜)([一二三四五六日天])")
+_DMY = re.compile(r"(?<![\d.:/])(\d{1,2})([./])(\d{1,2})\2(\d{4})(?![\d.])")
 _DAYPART_EN = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(?:o'?clock\s*)?(?:in the (morning|afternoon|evening)|(at night|tonight))")
 _DISCOUNT = re.compile(r"(?<![\d.])(\d)(\d)?折")
 _OCLOCK = re.compile(r"\b(\d{1,2})\s*o'?clock\b")
-_ZH_TIME = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间)?\s*(\d{1,2})\s*[点點时](?:\s*(半|一刻|(\d{1,2})\s*分?)|(?![\d.]))")
+_ZH_TIME = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间|晚)?\s*(\d{1,2})\s*[点點时](?:\s*(半|一刻|(\d{1,2})\s*分?)|(?![\d.]))")
 _ZH_TIME_RANGE = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间)(\s*\d{1,2}\s*[点點时](?:半|\d{1,2}分?)?)(\s*(?:到|至|-|~)\s*)(?=\d{1,2}\s*[点點时])")
-_PM_WORDS = ("下午", "晚上", "傍晚", "夜里", "夜间")
+_PM_WORDS = ("下午", "晚上", "傍晚", "夜里", "夜间", "晚")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)")
 
 
@@ -212,6 +220,23 @@ def _ampm(m: re.Match[str]) -> str:
     return _clock(hour, minute) or m.group(0)
 
 
+def _past(m: re.Match[str]) -> str:
+    minutes = 30 if m.group(1) == "half" else 15 if m.group(1) == "quarter" else int(m.group(1))
+    hour = int(m.group(3))
+    if minutes >= 60 or not 1 <= hour <= 12:
+        return m.group(0)
+    if m.group(2) == "to":
+        hour, minutes = (hour - 1) or 12, 60 - minutes
+    return f"{hour}:{minutes:02d}"
+
+
+def _dmy(m: re.Match[str]) -> str:
+    first, second = int(m.group(1)), int(m.group(3))
+    day_first = second <= 12 and (first > 12 or m.group(2) == ".")  # 07.06.2025 is 7 June; 06/07/2025 is June 7
+    month, day = (second, first) if day_first else (first, second)
+    return _date(m.group(4), month, day) or m.group(0)
+
+
 def _daypart_en(m: re.Match[str]) -> str:
     hour, minute = int(m.group(1)), int(m.group(2) or 0)
     if not 1 <= hour <= 12:
@@ -243,7 +268,7 @@ _TRAILING_ZEROS = re.compile(r"(?<![\d.])(\d+)\.(\d*?)0+(?!\d|\.\d)")
 _COUNTRY_CODE = re.compile(r"(?:\(\s*)?(?:\+|\b00)(?:86|852|853|886|1|44|81|82|65|61|49|33)(?:\s*\))?[\s-]?(?=\(?\d)")
 _SLASH_DATE = re.compile(r"(?<![\d/.])(\d{1,2})/(1[3-9]|2\d|3[01])(?![\d/])")
 _SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s?([km])\b")
-_GROUPS = re.compile(r"(?<![\d.:-])\d{2,4}(?:(?:\s|-)\d{3,4}){2,3}(?![\d.:])|(?<![\d.:-])\d{3,4} \d{4}(?![\d.:-])")
+_GROUPS = re.compile(r"(?<![\d.:-])\d{2,4}(?:(?:\s|-)\d{3,4}){2,3}(?![\d.:])|(?<![\d.:-])\d{3,4} \d{3,4}(?![\d.:-])")
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -254,13 +279,16 @@ def _trailing_zeros(m: re.Match[str]) -> str:
 
 def _join_groups(m: re.Match[str]) -> str:
     digits = re.sub(r"[\s-]", "", m.group(0))
-    return digits if len(digits) >= 7 else m.group(0)
+    return digits if len(digits) >= 6 else m.group(0)
 
 
 @lru_cache(maxsize=65536)
 def normalize(text: str) -> str:
     """The comparable form of a text (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():  # Kraków -> Krakow; CJK has no combining marks to lose
+        text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+        text = unicodedata.normalize("NFC", text)
     text = _DASHES.sub("-", text).casefold()
     text = _MARKUP.sub("", text)
     text = _HEADING.sub("", text)
@@ -271,8 +299,14 @@ def normalize(text: str) -> str:
     text = _THOUSANDS.sub("", text)
     text = _ARABIC_TIMES_UNIT.sub(_times_unit, text)
     text = re.sub(r"(\d)\s*圆", r"\1元", text)
+    text = re.sub(r"(\d+)元(\d)角(?:(\d)分)?", lambda m: f"{m.group(1)}.{m.group(2)}{m.group(3) or ''}元", text)
+    text = _ZH_WEEKDAY_WORD.sub(lambda m: "周" + ("日" if m.group(1) == "天" else m.group(1)), text)
+    text = _HALF.sub(lambda m: {"one and a half": "1.5", "half an hour": "30 minutes", "a half hour": "30 minutes",
+                                 "an hour and a half": "1.5 hours"}[m.group(0)], text)
     text = _NUMBER_WORDS.sub(_number_words, text)
+    text = _PAST.sub(_past, text)
     text = _ISO_DATE.sub(_iso_date, text)
+    text = _DMY.sub(_dmy, text)
     text = _ZH_DATE.sub(_zh_date, text)
     text = _SLASH_DATE.sub(lambda m: _date(None, int(m.group(1)), int(m.group(2))) or m.group(0), text)
     text = _EN_MONTH_DAY.sub(_month_day, text)
@@ -299,7 +333,7 @@ def _is_word_char(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
-_SEPARATOR = r"[\s\-]?"
+_SEPARATOR = r"[\s\-·]?"
 
 
 @lru_cache(maxsize=65536)
@@ -312,7 +346,7 @@ def value_pattern(normalized_value: str) -> re.Pattern[str] | None:
     if not value:
         return None
     parts: list[str] = []
-    long_digits = sum(ch.isdigit() for ch in value) >= 7
+    long_digits = sum(ch.isdigit() for ch in value) >= 5
     previous = ""
     for ch in value:
         if ch in " -":
@@ -330,7 +364,7 @@ def value_pattern(normalized_value: str) -> re.Pattern[str] | None:
     left = r"(?<![0-9a-z])" if _is_word_char(value[0]) else ""
     right = r"(?![0-9a-z])" if _is_word_char(value[-1]) else ""
     if value[-1].isdigit():
-        right = r"(?![0-9a-z]|\.\d)"  # 48213 is not inside 48213.5
+        right = r"(?!\d|\.\d)"  # 48213 is not inside 48213.5; a unit may follow (4.6kg)
     if value[0].isdigit():
         left = r"(?<![0-9a-z])(?<!\d\.)"
     return re.compile(left + body + right)

@@ -10,17 +10,19 @@ for OCS) are kept per script so steps can be compared paired (`stats.paired_delt
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from scoring.actions import action_key, judged_text
+from scoring.actions import DEFAULT_COORD_BUCKET, action_key, judged_text
+from scoring.claims import conflict
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
-from scoring.normalize import normalize, numbers
-from scoring.stats import ratio_interval, wilson_ci
+from scoring.normalize import normalize
+from scoring.rates import JudgeRates, Thresholds, comparable_length, rogan_gladen
+from scoring.stats import MIN_CLUSTERS, clustered_rate_interval, ratio_interval, wilson_ci
 
 Record = Mapping[str, Any]
 
@@ -32,11 +34,16 @@ def _rate(part: int, whole: int) -> float:
 # -- context loss ---------------------------------------------------------------------
 
 def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set[str],
-                 step_state_lost: int) -> tuple[dict[str, Any], list[tuple[str, float, float]]]:
-    """The step's context-loss figures, and (persona, lost, probes) per session."""
-    probes = lost = flips = unanswered = 0
+                 step_state_lost: int, seed: int = 0) -> tuple[dict[str, Any], list[tuple[str, float, float]]]:
+    """The step's context-loss figures, and (persona, lost, probes) per replica group.
+
+    Only what the model saw counts against it: a probe whose facts were stated only in
+    turns that failed (the record's `undelivered`) is counted apart, and a probe with some
+    facts undelivered is judged on the others. A probe that itself failed is unanswered.
+    """
+    probes = lost = flips = unanswered = undelivered = 0
     by_distance: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    per_session: dict[str, list[Any]] = {}
+    per_group: dict[str, list[Any]] = {}
     seen_sessions: set[str] = set()
     affected: set[str] = set()
     for t in turns:
@@ -46,9 +53,14 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
         if t["status"] != "ok" or t.get("text") is None:
             unanswered += 1
             continue
-        verdict = judge_probe(judged_text(t), t["expect"], t.get("stale") or {}, t["persona"], rules)
+        missing = set(t.get("undelivered") or ())
+        expect = {name: value for name, value in t["expect"].items() if name not in missing}
+        if not expect:
+            undelivered += 1
+            continue
+        verdict = judge_probe(judged_text(t), expect, t.get("stale") or {}, t["persona"], rules)
         probes += 1
-        entry = per_session.setdefault(t["session"], [t["persona"], 0, 0])
+        entry = per_group.setdefault(t.get("group") or t["session"], [t["persona"], 0, 0])
         entry[2] += 1
         if verdict.is_lost:
             lost += 1
@@ -57,17 +69,22 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
         if verdict.is_flip:
             flips += 1
         distances = t.get("distance") or {}
-        for name in t["expect"]:
+        for name in expect:
             d = distances.get(name)
             if d is not None:
                 by_distance[d][0] += 1
                 by_distance[d][1] += name in verdict.lost
     sessions = seen_sessions | state_lost_sessions
     affected |= state_lost_sessions
+    groups = list(per_group.values())
+    interval, reliable = clustered_rate_interval([k for _, k, _ in groups], [n for _, _, n in groups], seed)
+    flip_interval, _ = clustered_rate_interval([0] * len(groups), [n for _, _, n in groups], seed) if not flips \
+        else (wilson_ci(flips, probes), reliable)
     figures = {
-        "probes": probes, "lost": lost, "rate": _rate(lost, probes), "ci95": wilson_ci(lost, probes),
-        "flips": flips, "flip_rate": _rate(flips, probes), "flip_ci95": wilson_ci(flips, probes),
-        "unanswered": unanswered,
+        "probes": probes, "lost": lost, "rate": _rate(lost, probes), "ci95": interval, "ci_reliable": reliable,
+        "groups": len(groups),
+        "flips": flips, "flip_rate": _rate(flips, probes), "flip_ci95": flip_interval,
+        "unanswered": unanswered, "undelivered": undelivered,
         "state_lost": step_state_lost,
         "combined": {"sessions": len(sessions), "affected": len(affected),
                      "rate": _rate(len(affected), len(sessions)), "ci95": wilson_ci(len(affected), len(sessions))},
@@ -76,20 +93,33 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
             for d, (n, k) in sorted(by_distance.items())
         ],
     }
-    return figures, [(p, float(k), float(n)) for p, k, n in per_session.values()]
+    return figures, [(p, float(k), float(n)) for p, k, n in groups]
 
 
 # -- OCS ------------------------------------------------------------------------------
 
 @dataclass
 class StepPairs:
-    """A step's replica pairs: decided by text or facts, or waiting for the embedding check."""
+    """A step's replica pairs: decided by their claims, or waiting for the embedding and
+    the strong judge (`open`), then counted same / different / undecided."""
 
     pairs: int = 0
     different: int = 0
-    fact_flips: int = 0
-    open: list[tuple[str, str, str]] = field(default_factory=list)  # (group, text a, text b), normalized
-    groups: dict[str, list[Any]] = field(default_factory=dict)  # group -> [persona, different, pairs]
+    fact_flips: int = 0  # differences found in claims, persona facts or parsed actions
+    undecided: int = 0
+    open: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # (group, raw a, raw b, normalized a, b)
+    groups: dict[str, list[Any]] = field(default_factory=dict)  # group -> [persona, different, pairs, undecided]
+    decided_by: Counter[str] = field(default_factory=Counter)  # which layer settled each pair
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)  # (group, raw a, raw b) for the strong judge
+
+    def count(self, group: str, layer: str, different: bool | None) -> None:
+        self.decided_by[layer] += 1
+        if different is None:
+            self.undecided += 1
+            self.groups[group][3] += 1
+        elif different:
+            self.different += 1
+            self.groups[group][1] += 1
 
 
 def _stated(text: str, persona: str, facts: Mapping[str, str], rules: Rules) -> dict[str, frozenset[str]]:
@@ -100,34 +130,30 @@ def _stated(text: str, persona: str, facts: Mapping[str, str], rules: Rules) -> 
     return out
 
 
-def _facts_differ(a: tuple[frozenset[str], dict[str, frozenset[str]]],
-                  b: tuple[frozenset[str], dict[str, frozenset[str]]], expected: Iterable[str]) -> bool:
-    """A critical fact differs: both state a fact with different values, a probe's fact is
-    stated by one answer only, or both state numbers (amounts, dates, ids) that differ."""
-    numbers_a, facts_a = a
-    numbers_b, facts_b = b
+def _facts_differ(facts_a: dict[str, frozenset[str]], facts_b: dict[str, frozenset[str]],
+                  expected: Iterable[str]) -> bool:
+    """A persona fact differs: both state it with different values, or a probe's fact is
+    stated by one answer only (one replica remembered, the other did not)."""
     for name, values in facts_a.items():
         other = facts_b.get(name, frozenset())
         if values and other and values != other:
             return True
-    for name in expected:
-        if bool(facts_a.get(name)) != bool(facts_b.get(name)):
-            return True
-    return bool(numbers_a and numbers_b and numbers_a != numbers_b)
+    return any(bool(facts_a.get(name)) != bool(facts_b.get(name)) for name in expected)
 
 
 def _actions_differ(a: Mapping[str, Any], b: Mapping[str, Any], bucket: int) -> bool | None:
     """Phone-agent replies compare by parsed action (name and arguments, taps bucketed);
-    two finish messages are left to the text measure (None)."""
+    two finish messages are left to the text layers (None)."""
     if a["name"] == b["name"] == "finish":
         return None
     return action_key(a["name"], a["args"], bucket) != action_key(b["name"], b["args"], bucket)
 
 
 def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]], rules: Rules,
-            coord_bucket: int = 50) -> StepPairs:
-    """Compare each turn's replica answers pairwise: by parsed action for phone-agent
-    replies, else by text and by facts."""
+            coord_bucket: int = DEFAULT_COORD_BUCKET) -> StepPairs:
+    """Compare each turn's replica answers pairwise with the deterministic layers: parsed
+    actions for phone-agent replies, identical text, the persona's facts, then claims
+    (`scoring.claims`). Pairs none of these settles wait in `open`."""
     answers: dict[tuple[str, int], list[Record]] = defaultdict(list)
     for t in turns:
         if t["status"] == "ok" and t.get("text") is not None:
@@ -137,58 +163,92 @@ def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]
         if len(replies) < 2:
             continue
         persona = replies[0]["persona"]
-        entry = out.groups.setdefault(group, [persona, 0, 0])
+        out.groups.setdefault(group, [persona, 0, 0, 0])
         facts = dict(group_facts.get(group) or {})
         facts.update(replies[0].get("expect") or {})
         expected = tuple(replies[0].get("expect") or ())
-        texts = [normalize(r["text"]) for r in replies]
-        signatures: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
+        raws = [str(r["text"]) for r in replies]
+        texts = [normalize(r) for r in raws]
+        stated: dict[str, dict[str, frozenset[str]]] = {}
         for i, j in combinations(range(len(replies)), 2):
-            a, b = texts[i], texts[j]
+            raw_a, raw_b, a, b = raws[i], raws[j], texts[i], texts[j]
             out.pairs += 1
-            entry[2] += 1
+            out.groups[group][2] += 1
             reply_a, reply_b = replies[i].get("reply"), replies[j].get("reply")
             if reply_a and reply_b and reply_a["name"] and reply_b["name"]:
                 differ = _actions_differ(reply_a, reply_b, coord_bucket)
-                if differ is None:  # two finish messages: compare what they say
-                    a, b = normalize(reply_a["args"].get("message", "")), normalize(reply_b["args"].get("message", ""))
-                elif differ:
-                    out.different += 1
-                    out.fact_flips += 1
-                    entry[1] += 1
+                if differ is not None:
+                    out.fact_flips += differ
+                    out.count(group, "action", differ)
                     continue
-                else:
-                    continue
+                raw_a, raw_b = str(reply_a["args"].get("message", "")), str(reply_b["args"].get("message", ""))
+                a, b = normalize(raw_a), normalize(raw_b)
             if a == b:
+                out.count(group, "text", False)
                 continue
             for text in (a, b):
-                if text not in signatures:
-                    signatures[text] = (numbers(text), _stated(text, persona, facts, rules))
-            if _facts_differ(signatures[a], signatures[b], expected):
-                out.different += 1
+                if text not in stated:
+                    stated[text] = _stated(text, persona, facts, rules)
+            if _facts_differ(stated[a], stated[b], expected) or conflict(a, b):
                 out.fact_flips += 1
-                entry[1] += 1
+                out.count(group, "claims", True)
             else:
-                out.open.append((group, a, b))
+                out.open.append((group, raw_a, raw_b, a, b))
     return out
 
 
-def ocs(step: StepPairs, cache: EmbeddingCache, threshold: float, seed: int = 0
-        ) -> tuple[dict[str, Any] | None, list[tuple[str, float, float]]]:
-    """Finish a step's OCS with the embedding check; (figures, (persona, different, pairs) per group)."""
+def embed_open(step: StepPairs, cache: EmbeddingCache, thresholds: Thresholds) -> None:
+    """The embedding decides the open pairs where it is confident (a cosine at or above
+    `thresholds.same`, or below `thresholds.different`); the rest wait for a strong judge."""
     if step.open:
-        cosines = cache.cosine([(a, b) for _, a, b in step.open])
-        for (group, _, _), cos in zip(step.open, cosines):
-            if cos < threshold:
-                step.different += 1
-                step.groups[group][1] += 1
+        cosines = cache.cosine([(a, b) for _, _, _, a, b in step.open])
+        for (group, raw_a, raw_b, a, b), cos in zip(step.open, cosines):
+            if cos >= thresholds.same:
+                step.count(group, "embedding", False)
+            elif cos < thresholds.different and comparable_length(a, b):
+                step.count(group, "embedding", True)
+            else:
+                step.waiting.append((group, raw_a, raw_b))
     step.open = []
-    clusters = [(p, float(d), float(n)) for p, d, n in step.groups.values()]
+
+
+def settle(step: StepPairs, verdicts: Mapping[tuple[str, str], bool | None] | None) -> None:
+    """Count the waiting pairs with a strong judge's verdicts (True: same meaning); a pair
+    without a verdict stays undecided."""
+    for group, raw_a, raw_b in step.waiting:
+        same = None if verdicts is None else verdicts.get((raw_a, raw_b))
+        if same is None:
+            step.count(group, "undecided", None)
+        else:
+            step.count(group, "judge", not same)
+    step.waiting = []
+
+
+def ocs(step: StepPairs, seed: int = 0, rates: JudgeRates | None = None, judge: str = "claims+embedding"
+        ) -> tuple[dict[str, Any] | None, list[tuple[str, float, float]]]:
+    """A step's OCS from its settled pairs; (figures, (persona, different, pairs) per group).
+
+    `value` counts undecided pairs as same (nothing found that differs); `bounds` give the
+    value with them counted different and same; `corrected` removes the judge's measured
+    error rates (Rogan-Gladen), with an interval that carries their uncertainty.
+    """
+    clusters = [(p, float(d), float(n)) for p, d, n, _ in step.groups.values()]
     if not step.pairs:
         return None, clusters
-    interval = ratio_interval([n - d for _, d, n in clusters], [n for _, _, n in clusters], seed)
-    return {
-        "pairs": step.pairs, "different": step.different, "value": round(1 - step.different / step.pairs, 6),
+    same = [n - d for _, d, n in clusters]
+    totals = [n for _, _, n in clusters]
+    interval = ratio_interval(same, totals, seed)
+    value = 1 - step.different / step.pairs
+    figures: dict[str, Any] = {
+        "pairs": step.pairs, "different": step.different, "undecided": step.undecided,
+        "value": round(value, 6),
         "ci95": interval or wilson_ci(step.pairs - step.different, step.pairs),
-        "fact_flips": step.fact_flips, "groups": len(step.groups), "threshold": threshold,
-    }, clusters
+        "ci_reliable": interval is not None and len(clusters) >= MIN_CLUSTERS,
+        "bounds": [round(1 - (step.different + step.undecided) / step.pairs, 6), round(value, 6)],
+        "fact_flips": step.fact_flips, "groups": len(step.groups), "judge": judge,
+        "decided_by": dict(sorted(step.decided_by.items())),
+        "corrected": None, "judge_errors": rates.as_dict() if rates else None,
+    }
+    if rates is not None:
+        figures["corrected"] = rogan_gladen(same, totals, rates, seed)
+    return figures, clusters

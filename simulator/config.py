@@ -18,6 +18,8 @@ DEFAULT_SESSION_TTL_S = 1800.0
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_DRAIN_S = 5.0
 DEFAULT_PERSONAS = "builtin"
+ON_TURN_ERROR = ("skip", "retry", "end")  # what a chat session does after a turn whose request failed
+DEFAULT_ON_TURN_ERROR = "retry"
 ASSUMED_LATENCY_S = 1.0  # for sizing --max-sessions before any latency is known
 
 
@@ -68,11 +70,20 @@ class RunConfig:
     embedder: str = DEFAULT_EMBEDDER
     device: str = "cpu"
     ocs_threshold: float = DEFAULT_THRESHOLD
+    judge: str = "none"  # strong OCS judge: none, nli or llm
+    judge_model: str | None = None
+    judge_url: str | None = None
+    judge_api_key: str | None = field(default=None, repr=False)
     profile: str = "chat"  # which of the built-in library's scripts `--personas builtin` drives
     screenshot: tuple[int, int] | None = (1080, 2400)  # autoglm: synthetic screenshot size, None: no image
     request_params: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's parameters
     loop_repeats: int = 3  # autoglm: the same action this many times in a row is a loop
     coord_bucket: int = 50  # autoglm: tap coordinates compared in buckets of this size (0-999 grid)
+    on_turn_error: str = DEFAULT_ON_TURN_ERROR  # skip | retry | end (autoglm sessions always end)
+
+    def __post_init__(self) -> None:
+        if self.on_turn_error not in ON_TURN_ERROR:
+            raise ValueError(f"on_turn_error {self.on_turn_error!r}: expected one of {', '.join(ON_TURN_ERROR)}")
 
     @property
     def session_limit(self) -> int:
@@ -84,7 +95,9 @@ class RunConfig:
 
         data = asdict(self)
         data.pop("api_key")
+        data.pop("judge_api_key")
         data["api_key_set"] = self.api_key is not None
+        data["judge_api_key_set"] = self.judge_api_key is not None
         data["qps"] = list(self.qps)
         data["max_sessions"] = self.session_limit
         if self.redis_url:

@@ -60,6 +60,8 @@ class LiveSession:
     tokens: int = 0  # estimated prompt tokens of the history so far
     last_key: tuple[Any, ...] | None = None  # the last action (autoglm), for loop detection
     repeats: int = 0
+    delivered: set[str] = field(default_factory=set)  # facts stated in turns whose request succeeded
+    retry: int = 0  # 1: the next turn resends the current one, whose request failed
 
 
 @dataclass
@@ -115,6 +117,9 @@ class Engine:
         self.progress = Progress(steps=len(config.qps))
         self._scripts = scripts
         self._plans = {s.id: s.probe_plan() for s in scripts}
+        self._stated = {s.id: s.stated_facts() for s in scripts}  # per turn, the facts it states
+        self._retry_failed = config.on_turn_error == "retry"
+        self._end_on_error = config.on_turn_error == "end"
         self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
         self._systems = {s.id: self._profiles[s.profile].system_prompt(s) for s in scripts}
         self._system_tokens = {k: estimate_text_tokens(v) if v else 0 for k, v in self._systems.items()}
@@ -306,6 +311,9 @@ class Engine:
         state, script, profile = session.state, session.script, session.profile
         index = state.turn
         turn = script.turns[index]
+        retry = session.retry  # this request resends turn `index`, whose request failed
+        # A probe's facts that no earlier turn delivered (each stating turn failed): the model never saw them.
+        undelivered = [name for name in turn.expect if name not in session.delivered] if turn.expect else None
         user_text, before, messages = await next_request(
             profile, script, index, state.facts, self._systems[script.id], state.messages)
         prompt_est = session.tokens + self._system_tokens[script.id] + estimate_text_tokens(user_text) + profile.image_tokens
@@ -326,7 +334,8 @@ class Engine:
             p.in_flight -= 1
         t_done = completion.t_done if completion else time.perf_counter()
         ended = None  # why the session ends after this turn, if it does
-        if status in ("context_overflow", "cancelled") or (status != "ok" and profile.ends_on_error):
+        if status in ("context_overflow", "cancelled") or (
+                status != "ok" and (profile.ends_on_error or self._end_on_error)):
             ended = "error"
         store_status = "skipped"
         reply = None
@@ -337,6 +346,7 @@ class Engine:
             state.messages.extend((*before, user, assistant))
             added = len(before) + 2
             session.tokens += sum(estimate_text_tokens(str(m.get("content") or "")) for m in (*before, user, assistant))
+            session.delivered.update(self._stated[script.id][index])
             if reply is not None:
                 key = profile.key(reply)
                 session.repeats = session.repeats + 1 if key is not None and key == session.last_key else 1
@@ -345,7 +355,11 @@ class Engine:
                     ended = "finish"
                 elif session.repeats >= self.config.loop_repeats:
                     ended = "loop"
-        state.turn += 1
+        if completion is None and ended is None and self._retry_failed and not retry:
+            session.retry = 1  # the session's next slot resends this turn (a user pressing retry)
+        else:
+            session.retry = 0  # answered, or failed again (then skipped as under `skip`)
+            state.turn += 1
         if ended is None and state.turn >= len(script.turns):
             ended = "max_steps" if reply is not None else "completed"
         if ended is not None:
@@ -380,6 +394,8 @@ class Engine:
             "store": store_status, "store_error": store_error, "version": state.version,
             "prompt_est": prompt_est,
         }
+        if retry:
+            record["retry"] = retry
         if reply is not None:
             record["reply"] = {**reply.as_record(), "loop": ended == "loop"}
             record["expect_action"] = turn.action
@@ -392,6 +408,8 @@ class Engine:
             stale = stale_values(plan, state.facts)
             if stale:
                 record["stale"] = stale
+            if undelivered:
+                record["undelivered"] = undelivered
         if index == 0:
             record["facts"] = state.facts
         self.recorder.write(record)

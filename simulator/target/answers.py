@@ -4,6 +4,10 @@ The target remembers only what the request carries: statements such as "my order
 is 48213" or "订单号是48213" / "我叫李雷" in the visible user messages become facts (the
 latest statement of a key wins, as after a correction), and a question that names a key is
 answered with its value. Lose the history and the answer loses the fact too.
+
+With probability `paraphrase_rate` an answer is reworded the way chat models word answers
+(`target.paraphrase`): same facts and advice, other style and surface forms. At rate 0 the
+answers, and the draws taken from the request's rng, are exactly the plain ones.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import re
 import struct
 import zlib
 from typing import Any, Mapping, Sequence
+
+from simulator.target import paraphrase
 
 _EN_STATEMENT = re.compile(
     r"\bmy ([a-z][a-z ]{0,30}?) (?:is|was) (?:now )?(.+?)(?=,| and |[.;!?]|$)", re.IGNORECASE
@@ -27,8 +33,8 @@ _ZH_QUESTION_WORDS = ("多少", "什么", "哪", "几", "吗", "呢")
 _ZH_SUMMARY = ("总结", "汇总", "回顾")
 _WORDS = re.compile(r"[A-Za-z]{4,}")
 
-_EN_FACT = ("Your {key} is {value}.", "I have your {key} as {value}.", "The {key} you gave me is {value}.")
-_ZH_FACT = ("您的{key}是{value}。", "我记得您的{key}是{value}。", "您提供的{key}为{value}。")
+_EN_FACT = "Your {key} is {value}."  # paraphrased answers: target.paraphrase
+_ZH_FACT = "您的{key}是{value}。"
 _EN_FORGOT = "I'm sorry, I don't have that information from our conversation."
 _ZH_FORGOT = "抱歉，我不记得您之前提供的这项信息。"
 _EN_GENERIC = (
@@ -114,23 +120,28 @@ def build_answer(
         keys = []
     if not keys and not summary:
         asks_fact = ("我的" in question) if zh else bool(re.search(r"\bmy\b", question, re.IGNORECASE))
+        reword = paraphrase_rate > 0 and rng.random() < paraphrase_rate  # no draw at rate 0
         if asks_fact and (_EN_QUESTION.search(question) or "？" in question or "?" in question):
-            return _ZH_FORGOT if zh else _EN_FORGOT
+            forgot = _ZH_FORGOT if zh else _EN_FORGOT
+            return paraphrase.forgot(forgot, zh, rng) if reword else forgot
         topic = " ".join(_WORDS.findall(question)[:3]).lower() or "that"
         templates = _ZH_GENERIC if zh else _EN_GENERIC
         # The same question gets the same advice (replicas agree); only the knobs vary answers.
-        return templates[zlib.crc32(question.encode()) % len(templates)].format(topic=topic)
-    templates = _ZH_FACT if zh else _EN_FACT
-    variant = rng.randrange(1, len(templates)) if rng.random() < paraphrase_rate else 0
-    sentences = []
+        index = zlib.crc32(question.encode()) % len(templates)
+        return paraphrase.generic(index, topic, zh, rng) if reword else templates[index].format(topic=topic)
+    reword = rng.random() < paraphrase_rate
+    kept = []
     for key in keys:
         if rng.random() < forget_rate:
             continue
-        value = flip(known[key], rng) if rng.random() < flip_rate else known[key]
-        sentences.append(templates[variant].format(key=key, value=value))
-    if not sentences:
-        return _ZH_FORGOT if zh else _EN_FORGOT
-    return ("" if zh else " ").join(sentences)
+        kept.append((key, flip(known[key], rng) if rng.random() < flip_rate else known[key]))
+    if not kept:
+        forgot = _ZH_FORGOT if zh else _EN_FORGOT
+        return paraphrase.forgot(forgot, zh, rng) if reword else forgot
+    if reword:
+        return paraphrase.facts(kept, zh, summary, rng)
+    template = _ZH_FACT if zh else _EN_FACT
+    return ("" if zh else " ").join(template.format(key=key, value=value) for key, value in kept)
 
 
 def image_tokens(part: Mapping[str, Any], patch_px: int = 28) -> int:

@@ -7,6 +7,7 @@ in the stream, a context window with a 400 on overflow, a history window, load-d
 truncation, a forget-after-K-turns rule, and forget / fact-flip / paraphrase rates in the answers.
 Requests that carry phone screens are answered as a phone agent (`target.agent`), with knobs
 for tag drift, trailing tags, loops, bad or unknown actions and thinking length.
+Requests for the judge model (`--judge-model`) are answered as an LLM judge (`target.judge`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from aiohttp import web
 
 from simulator.target.agent import build_agent_answer, is_agent_request
 from simulator.target.answers import build_answer, estimate_tokens
+from simulator.target.judge import judge_reply
 
 DEFAULT_MODEL = "autoglm-phone-9b"
+DEFAULT_JUDGE_MODEL = "convsim-judge"
 DEFAULT_CONTEXT_TOKENS = 25480
 STREAM_BURSTS = 8
 
@@ -56,6 +59,8 @@ class TargetConfig:
     bad_action_rate: float = 0.0
     unknown_action_rate: float = 0.0
     think_chars: int = 0
+    judge_model: str = DEFAULT_JUDGE_MODEL
+    judge_garbage_rate: float = 0.0
     seed: int = 0
 
 
@@ -86,11 +91,13 @@ class ReferenceTarget:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "in_flight": self.in_flight, "served": self.served})
 
+    def _judging(self) -> bool:
+        return bool(self.config.judge_model) and self.config.judge_model != self.config.model
+
     async def models(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=orjson.dumps({"object": "list", "data": [{"id": self.config.model, "object": "model", "owned_by": "convsim"}]}),
-            content_type="application/json",
-        )
+        served = [self.config.model] + ([self.config.judge_model] if self._judging() else [])
+        data = [{"id": name, "object": "model", "owned_by": "convsim"} for name in served]
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
     def _rng(self, body: bytes) -> random.Random:
         """Deterministic under the seed: the n-th request with this exact body draws the same."""
@@ -125,6 +132,8 @@ class ReferenceTarget:
                 raise ValueError
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return _error(400, "request body must be JSON with a non-empty 'messages' list", "BadRequestError")
+        if self._judging() and payload.get("model") == cfg.judge_model:
+            return await self._judge(request, payload, messages, body)
         if payload.get("model") != cfg.model:
             return _error(404, f"The model `{payload.get('model')}` does not exist.", "NotFoundError")
         rng = self._rng(body)
@@ -175,6 +184,20 @@ class ReferenceTarget:
             if self._slots is not None:
                 self._slots.release()
 
+    async def _judge(
+        self, request: web.Request, payload: dict[str, Any], messages: list[dict[str, Any]], body: bytes,
+    ) -> web.StreamResponse:
+        """The judge model: no load faults, no service time; only --judge-garbage-rate."""
+        reply = judge_reply(messages, self._rng(body), self.config.judge_garbage_rate)
+        if reply is None:
+            return _error(400, "a judge request carries <answer_a>...</answer_a><answer_b>...</answer_b> "
+                               "in its last user message", "BadRequestError")
+        tokens = estimate_tokens(messages)
+        if payload.get("stream"):
+            return await self._stream(request, payload, reply, tokens, 0.0, False, model=self.config.judge_model)
+        return web.Response(body=self._json_body(reply, tokens, model=self.config.judge_model),
+                            content_type="application/json")
+
     def _visible(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cfg = self.config
         system = [m for m in messages[:1] if m.get("role") == "system"]
@@ -189,11 +212,11 @@ class ReferenceTarget:
             rest = rest[len(rest) // 2 :]  # overloaded: keep only the newer half
         return system + rest
 
-    def _json_body(self, answer: str, prompt_tokens: int) -> bytes:
+    def _json_body(self, answer: str, prompt_tokens: int, model: str | None = None) -> bytes:
         return orjson.dumps(
             {
                 "id": f"chatcmpl-{self.served}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.config.model,
+                "model": model or self.config.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": estimate_tokens([{"content": answer}]) - 4,
                           "total_tokens": prompt_tokens + estimate_tokens([{"content": answer}]) - 4},
@@ -202,12 +225,13 @@ class ReferenceTarget:
 
     async def _stream(
         self, request: web.Request, payload: dict[str, Any], answer: str, prompt_tokens: int,
-        service: float, garbage: bool,
+        service: float, garbage: bool, model: str | None = None,
     ) -> web.StreamResponse:
         cfg = self.config
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
-        head = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": int(time.time()), "model": cfg.model}
+        head = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model or cfg.model}
 
         def event(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
             chunk: dict[str, Any] = dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": finish}])

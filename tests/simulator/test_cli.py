@@ -45,6 +45,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
         (["--screenshot", "big"], "--screenshot 'big': expected WIDTHxHEIGHT"),
         (["--profile", "voice"], "--profile"),
         (["--arrival", "burst"], "--arrival"),
+        (["--on-turn-error", "ignore"], "--on-turn-error"),
     ],
 )
 def test_bad_flags(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -96,6 +97,12 @@ def test_help_teaches() -> None:
     assert result.returncode == 0
     for flag in ("--qps", "--target", "--think-time", "--redis-url", "--stream / --no-stream", "open loop"):
         assert flag in result.stdout
+    teaching = " ".join(result.stdout.split())
+    for words in ("--on-turn-error [skip|retry|end]", "skip: the failed turn is left out of the history",
+                  "count as undelivered", "resends the same user message once", "retry: 1 and the same turn index",
+                  "a retry that fails too is skipped", "end: the session ends after the failed turn",
+                  "(autoglm) sessions end on any error", "default: retry"):
+        assert words in teaching, words
 
 
 @pytest.mark.slow

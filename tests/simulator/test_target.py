@@ -92,7 +92,7 @@ def test_models_route_and_separate_process() -> None:
 
     with TargetProcess(TargetConfig(**FAST)) as target:
         assert target.base_url.startswith("http://127.0.0.1:")
-        assert run(go(target.base_url)) == ["m"]
+        assert run(go(target.base_url)) == ["m", "convsim-judge"]
 
 
 def test_overload_truncation_drops_old_history() -> None:
