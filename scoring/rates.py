@@ -40,6 +40,15 @@ class Thresholds:
     different: float
     same: float
 
+    def verdict(self, cosine: float, a: str, b: str) -> bool | None:
+        """True (same) or False (different) where the cosine of texts `a` and `b` is
+        confident, else None (undecided)."""
+        if cosine >= self.same:
+            return True
+        if cosine < self.different and comparable_length(a, b):
+            return False
+        return None
+
 
 @dataclass(frozen=True)
 class JudgeRates:

@@ -20,12 +20,12 @@ from scoring.agent import format_figures, prompt_by_turn, thinking_ms
 from scoring.calibration import DEFAULT_THRESHOLDS, shipped_rates
 from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embedder
 from scoring.judges import JudgeError, PairJudge, load_judge
-from scoring.rates import JudgeRates, Thresholds
 from scoring.facts import load_rules
 from scoring.gates import Gates, verdict
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
+from scoring.rates import JudgeRates, Thresholds
 from scoring.records import load_records
-from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize, wilson
+from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
 
 SCHEMA = "convsim.scorecard/1"
 ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
