@@ -21,7 +21,7 @@ from scoring.claims import conflict
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
 from scoring.normalize import normalize
-from scoring.rates import JudgeRates, Thresholds, comparable_length, rogan_gladen
+from scoring.rates import JudgeRates, Thresholds, rogan_gladen
 from scoring.stats import MIN_CLUSTERS, clustered_rate_interval, ratio_interval, wilson_ci
 
 Record = Mapping[str, Any]
@@ -60,7 +60,7 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
             continue
         verdict = judge_probe(judged_text(t), expect, t.get("stale") or {}, t["persona"], rules)
         probes += 1
-        entry = per_group.setdefault(t.get("group") or t["session"], [t["persona"], 0, 0])
+        entry = per_group.setdefault(t.get("group") or t["session"], [t["persona"], 0, 0, 0])
         entry[2] += 1
         if verdict.is_lost:
             lost += 1
@@ -68,6 +68,7 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
             affected.add(t["session"])
         if verdict.is_flip:
             flips += 1
+            entry[3] += 1
         distances = t.get("distance") or {}
         for name in expect:
             d = distances.get(name)
@@ -77,9 +78,8 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
     sessions = seen_sessions | state_lost_sessions
     affected |= state_lost_sessions
     groups = list(per_group.values())
-    interval, reliable = clustered_rate_interval([k for _, k, _ in groups], [n for _, _, n in groups], seed)
-    flip_interval, _ = clustered_rate_interval([0] * len(groups), [n for _, _, n in groups], seed) if not flips \
-        else (wilson_ci(flips, probes), reliable)
+    interval, reliable = clustered_rate_interval([k for _, k, _, _ in groups], [n for _, _, n, _ in groups], seed)
+    flip_interval, _ = clustered_rate_interval([f for *_, f in groups], [n for _, _, n, _ in groups], seed)
     figures = {
         "probes": probes, "lost": lost, "rate": _rate(lost, probes), "ci95": interval, "ci_reliable": reliable,
         "groups": len(groups),
@@ -93,7 +93,7 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
             for d, (n, k) in sorted(by_distance.items())
         ],
     }
-    return figures, [(p, float(k), float(n)) for p, k, n in groups]
+    return figures, [(p, float(k), float(n)) for p, k, n, _ in groups]
 
 
 # -- OCS ------------------------------------------------------------------------------
@@ -203,12 +203,11 @@ def embed_open(step: StepPairs, cache: EmbeddingCache, thresholds: Thresholds) -
     if step.open:
         cosines = cache.cosine([(a, b) for _, _, _, a, b in step.open])
         for (group, raw_a, raw_b, a, b), cos in zip(step.open, cosines):
-            if cos >= thresholds.same:
-                step.count(group, "embedding", False)
-            elif cos < thresholds.different and comparable_length(a, b):
-                step.count(group, "embedding", True)
-            else:
+            same = thresholds.verdict(float(cos), a, b)
+            if same is None:
                 step.waiting.append((group, raw_a, raw_b))
+            else:
+                step.count(group, "embedding", not same)
     step.open = []
 
 

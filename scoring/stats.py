@@ -196,8 +196,9 @@ def clustered_rate_interval(numerators: Sequence[float], denominators: Sequence[
 
     Turns of one session and replicas of one script are correlated, so the bootstrap
     resamples clusters. When every turn failed or none did, the bootstrap collapses to a
-    point; the interval is then Wilson's with one observation per cluster (the most a
-    sample of correlated clusters can be worth).
+    point and the correlation cannot be measured; the interval is then Wilson's on an
+    effective sample of n / sqrt(mean cluster size) turns, a design effect between
+    independent turns (1) and wholly correlated clusters (the cluster size).
     """
     num = [float(x) for x, d in zip(numerators, denominators) if d > 0]
     den = [float(d) for d in denominators if d > 0]
@@ -206,8 +207,8 @@ def clustered_rate_interval(numerators: Sequence[float], denominators: Sequence[
         return [0.0, 1.0], False
     reliable = len(den) >= MIN_CLUSTERS
     if part == 0 or part == total or len(den) < 2:
-        share = 0.0 if part == 0 else 1.0 if part == total else part / total
-        return [round(x, 6) for x in wilson(round(share * len(den)), len(den))], reliable
+        effective = max(1, round(total / math.sqrt(total / len(den))))
+        return [round(x, 6) for x in wilson(round(part / total * effective), effective)], reliable
     interval = ratio_interval(num, den, seed)
     assert interval is not None
     return interval, reliable

@@ -56,13 +56,14 @@ def test_breaker_stops_escalating_and_exit_is_1(tmp_path: Path) -> None:
 def test_compare_flags_a_regression_and_not_a_rerun(tmp_path: Path) -> None:
     healthy = TargetConfig(model="m", service_ms=10)
     lenient = ("--tolerance", "recovery")  # 10 ms answers: a busy machine's jitter is not the point here
-    bigger = ("--duration", "4", "--replicas", "3", "--think-time", "0.05")  # enough replica pairs for OCS intervals
-    code, _, _ = run_against(healthy, tmp_path / "a", "--qps", "30", *lenient, *bigger)
+    # enough replica groups for intervals that resample them (OCS, errors, context loss)
+    bigger = ("--duration", "4", "--replicas", "3", "--think-time", "0.05")
+    code, _, _ = run_against(healthy, tmp_path / "a", "--qps", "60", *lenient, *bigger)
     assert code == 0
-    code, _, _ = run_against(healthy, tmp_path / "b", "--qps", "30", "--seed", "1", *lenient, *bigger)
+    code, _, _ = run_against(healthy, tmp_path / "b", "--qps", "60", "--seed", "1", *lenient, *bigger)
     assert code == 0
     code, _, _ = run_against(TargetConfig(model="m", service_ms=10, error_rate=0.2, flip_rate=0.9), tmp_path / "c",
-                             "--qps", "30", "--no-breaker", *bigger)
+                             "--qps", "60", "--no-breaker", *bigger)
     assert code == 1
 
     same = convsim("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json")

@@ -3,7 +3,8 @@ flips, paraphrases and errors at known rates; the scorecard must recover each ra
 
 A 95% interval misses the truth one time in twenty by design, so these tests check the
 injected rate against the 99.9% interval of the same counts (and the reported 95% interval
-against Wilson's): they fail for a biased judge, not for an unlucky draw.
+against the replica-group bootstrap recomputed from the records): they fail for a biased
+judge, not for an unlucky draw.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 
 from personas import PersonaScript, build_script
-from scoring import build_scorecard, wilson
+from scoring import build_scorecard, judge_probe, load_rules, wilson
+from scoring.actions import judged_text
+from scoring.records import load_records
+from scoring.stats import clustered_rate_interval
 from simulator.target import TargetConfig
 from tests.simulator.drive import drive
 
@@ -45,11 +49,39 @@ def score(tmp_path: Path, redis_url: str, **knobs: float) -> tuple[dict[str, Any
     return card["steps"][0], turns
 
 
-def holds(rate: float, part: int, whole: int, reported: list[float] | None = None) -> bool:
+def holds(rate: float, part: int, whole: int, reported: list[float] | None = None,
+          by_group: dict[str, list[int]] | None = None) -> bool:
     if reported is not None:
-        assert reported == pytest.approx(wilson(part, whole), abs=1e-6)
+        assert by_group is not None and sum(k for k, _ in by_group.values()) == part
+        assert sum(n for _, n in by_group.values()) == whole
+        expected, _ = clustered_rate_interval([k for k, _ in by_group.values()], [n for _, n in by_group.values()])
+        assert reported == pytest.approx(expected, abs=1e-6)
     low, high = wilson(part, whole, z=Z999)
     return low <= rate <= high
+
+
+def counts_by_group(turns: list[dict[str, Any]], counted: Any) -> dict[str, list[int]]:
+    """(hits, cases) per replica group of measured turns; `counted` gives None (not a case),
+    True (a hit) or False."""
+    out: dict[str, list[int]] = {}
+    for t in turns:
+        if t["measured"]:
+            hit = counted(t)
+            if hit is not None:
+                entry = out.setdefault(t["group"], [0, 0])
+                entry[0] += bool(hit)
+                entry[1] += 1
+    return out
+
+
+def probe_verdicts(tmp_path: Path, turns: list[dict[str, Any]]) -> Any:
+    rules = load_rules(load_records(tmp_path / "records.jsonl").personas)
+
+    def verdict(t: dict[str, Any]) -> Any:
+        if not t["expect"] or t["status"] != "ok":
+            return None
+        return judge_probe(judged_text(t), t["expect"], t.get("stale") or {}, t["persona"], rules)
+    return verdict
 
 
 @pytest.mark.slow
@@ -59,8 +91,11 @@ def test_injected_forget_and_flip_rates_are_recovered(tmp_path: Path, redis_url:
     loss = step["context_loss"]
     assert loss["probes"] > 250
     # A probe loses its fact when forgotten, or kept but flipped; a flip is the latter.
-    assert holds(forget + (1 - forget) * flip, loss["lost"], loss["probes"], loss["ci95"]), loss
-    assert holds((1 - forget) * flip, loss["flips"], loss["probes"], loss["flip_ci95"]), loss
+    verdict = probe_verdicts(tmp_path, turns)
+    lost = counts_by_group(turns, lambda t: None if verdict(t) is None else verdict(t).is_lost)
+    flipped = counts_by_group(turns, lambda t: None if verdict(t) is None else verdict(t).is_flip)
+    assert holds(forget + (1 - forget) * flip, loss["lost"], loss["probes"], loss["ci95"], lost), loss
+    assert holds((1 - forget) * flip, loss["flips"], loss["probes"], loss["flip_ci95"], flipped), loss
 
     # OCS: replicas of a probe agree when both kept the fact or both forgot it; every other
     # turn is answered alike. Expected share of differing pairs among probe pairs:
@@ -82,7 +117,8 @@ def test_injected_error_rate_is_recovered(tmp_path: Path, redis_url: str) -> Non
     errors = step["errors"]
     failed = errors["by_class"]["http_5xx"]
     assert failed == step["turns"] - step["ok"] and step["turns"] > 400
-    assert holds(0.08, failed, step["turns"], errors["ci95"]), errors
+    by_group = counts_by_group(turns, lambda t: t["status"] != "ok")
+    assert holds(0.08, failed, step["turns"], errors["ci95"], by_group), errors
     # A probe that got no answer is not judged; it is counted apart.
     assert step["context_loss"]["unanswered"] == sum(
         1 for t in turns if t["measured"] and t["expect"] and t["status"] != "ok") > 0
