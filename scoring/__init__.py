@@ -7,15 +7,23 @@ with the engine. Exceptions::
       RecordError       a records.jsonl line that cannot be read
       EmbedderError     an embedding model that cannot be loaded
       CalibrationError  a calibration file that cannot be read
+      JudgeError        a strong OCS judge that cannot be loaded, reached or understood
+
+OCS is judged in layers (see `scoring.quality`): claims that conflict (`conflict`), the
+embedding where it is confident (`Thresholds`), then an optional strong judge behind the
+`PairJudge` protocol (`NliJudge`, `LlmJudge`, built by `load_judge`).
 """
 
 from scoring.calibration import (
     DEFAULT_THRESHOLD,
+    DEFAULT_THRESHOLDS,
     Calibration,
     CalibrationError,
     calibrate,
     load_pairs,
+    load_probes,
 )
+from scoring.claims import conflict
 from scoring.embed import (
     DEFAULT_EMBEDDER,
     EMBEDDERS,
@@ -25,6 +33,7 @@ from scoring.embed import (
 )
 from scoring.facts import judge_probe, load_rules
 from scoring.gates import TOLERANCES, Gates, verdict
+from scoring.judges import JUDGE_KINDS, JudgeError, LlmJudge, NliJudge, PairJudge, load_judge
 from scoring.normalize import normalize
 from scoring.records import (
     RECORD_VERSION,
@@ -33,6 +42,7 @@ from scoring.records import (
     load_records,
     read_run,
 )
+from scoring.rates import JudgeRates, Thresholds
 from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter
 from scoring.scorecard import (
     ERROR_CLASSES,
@@ -54,8 +64,10 @@ from scoring.stats import (
 __all__ = [
     "DEFAULT_EMBEDDER",
     "DEFAULT_THRESHOLD",
+    "DEFAULT_THRESHOLDS",
     "EMBEDDERS",
     "ERROR_CLASSES",
+    "JUDGE_KINDS",
     "PERCENTILES",
     "RECORD_VERSION",
     "SCHEMA",
@@ -67,18 +79,27 @@ __all__ = [
     "EmbedderError",
     "Gates",
     "JsonWriter",
+    "JudgeError",
+    "JudgeRates",
+    "LlmJudge",
     "MarkdownWriter",
+    "NliJudge",
+    "PairJudge",
     "RecordError",
     "ScoringOptions",
     "Summary",
     "TerminalWriter",
+    "Thresholds",
     "build_scorecard",
     "calibrate",
+    "conflict",
     "cv_interval",
     "iter_records",
     "judge_probe",
     "load_embedder",
+    "load_judge",
     "load_pairs",
+    "load_probes",
     "load_records",
     "load_rules",
     "normalize",

@@ -82,6 +82,8 @@ _DEMOTED = re.compile(r"(?:from|instead of|rather than|replacing|replaces|not|pr
                       r"(?:mentioned|said|gave|told)|old|earlier|最初|原来|原先|之前|此前|先前|而不是|不是|由|从)\W*(?:the\W*)?$")
 _PROMOTED = re.compile(r"(?:corrected(?: it)? to|changed(?: it)? to|updated(?: it)? to|now|改成了?|改为|更正为|"
                        r"更改为|调整为|现在是|变更为)\W*$")
+_DEMOTED_AFTER = re.compile(r"^\W*(?:at first|initially|originally|before|earlier|previously|to begin with|"
+                            r"in the beginning|起初|一开始|最开始)")
 _UNSURE = re.compile(r"not sure which|which one (?:applies|is correct)|could you (?:please )?confirm|"
                      r"不确定|哪一个|请您?确认")
 
@@ -99,7 +101,9 @@ def _settle_correction(rule: FactRule, answer: str, own: str, old: list[str]) ->
             pattern = value_pattern(form)
             for m in pattern.finditer(text) if pattern else ():
                 before = text[max(0, m.start() - 30):m.start()]
-                mark = "promoted" if _PROMOTED.search(before) else "demoted" if _DEMOTED.search(before) else ""
+                after = text[m.end():m.end() + 20]
+                mark = ("promoted" if _PROMOTED.search(before) else
+                        "demoted" if _DEMOTED.search(before) or _DEMOTED_AFTER.search(after) else "")
                 mentions.append((m.start(), key(value), mark))
     promoted = {k for _, k, mark in mentions if mark == "promoted"}
     if len(promoted) == 1:
@@ -108,6 +112,24 @@ def _settle_correction(rule: FactRule, answer: str, own: str, old: list[str]) ->
     if standing:
         return frozenset({max(standing)[1]})
     return frozenset()
+
+
+_CHOICE = re.compile(r"^\W*(?:or|还是|或者?)\W*$")
+
+
+def _offered_as_choice(rule: FactRule, answer: str, own: str, stated: frozenset[str]) -> bool:
+    """"Oak or walnut?", "周三还是周四": the answer asks which value holds, asserting none.
+    A rival value of the same fact joined to the expected one by "or" / 还是 / 或, or an
+    answer that says it is unsure."""
+    rivals = [v for v in rule.pool if key(v) in stated and key(v) != key(own)]
+    if not rivals:
+        return False
+    if _UNSURE.search(answer):
+        return True
+    spans = [(m.start(), m.end()) for v in (own, *rivals) for form in rule.forms(v)
+             for pattern in [value_pattern(form)] if pattern for m in pattern.finditer(answer)]
+    spans.sort()
+    return any(_CHOICE.match(answer[a_end:b_start]) for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
 
 
 def key(value: str) -> str:
@@ -185,6 +207,8 @@ def judge_probe(text: str, expect: Mapping[str, str], stale: Mapping[str, list[s
         stated = rule.stated(answer, own, old)
         if key(own) in stated and old and stated & {key(v) for v in old}:
             stated = _settle_correction(rule, answer, own, old)
+        elif key(own) in stated and len(stated) > 1 and _offered_as_choice(rule, answer, own, stated):
+            stated = frozenset()
         if key(own) in stated:
             carried.append(name)
         else:

@@ -36,6 +36,7 @@ _BIG = {"万": 10_000, "亿": 100_000_000}
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万亿"
 _NUMERAL_RUN = re.compile(f"[{_NUMERAL_CHARS}]+")
 _COUNTERS = set("个天年月日号位次件元块岁点分秒周张条本份人家层楼间台辆瓶杯晚夜倍期项种折成角")
+_WEEKDAY_LEADS = ("周", "期", "拜")
 _NOT_A_COUNT = ("一次性", "一点儿", "一点点", "一天到晚", "一年四季", "一周年")  # words, not numbers
 _STOPS = set(",.;:!?，。；：！？、 \n)）")
 _TIME_OF_DAY = ("上午", "早上", "早晨", "凌晨", "中午", "下午", "晚上", "傍晚", "夜里", "夜间")
@@ -79,6 +80,8 @@ def _numeral(match: re.Match[str]) -> str:
         return run  # 105千卡, 3.5千: handled with the digits before them
     if any(text.startswith(word, start) for word in _NOT_A_COUNT):
         return run
+    if len(run) == 1 and text[start - 1:start] in _WEEKDAY_LEADS and after not in _COUNTERS:
+        return run  # 周四, 星期四: a weekday name, not a number (每周三次 is three a week)
     if len(run) == 1 and run in _DIGITS:
         standalone = run != "一" and (not after or after in _STOPS) and text[start - 1:start] not in "之第统唯"
         if after not in _COUNTERS and not standalone:
@@ -176,7 +179,7 @@ _CLOCK = re.compile(r"(?<![\d.])0?(\d{1,2}):(\d{2})(?![\d])")
 _HALF = re.compile(r"\bone and a half\b|\bhalf an hour\b|\ba half hour\b|\ban hour and a half\b")
 _PAST = re.compile(r"\b(half|quarter|\d{1,2}) (past|to) (\d{1,2})\b(?!:)")
 _ZH_WEEKDAY_WORD = re.compile(r"(?:星期|礼拜)([一二三四五六日天])")
-_DMY = re.compile(r"(?<![\d.:/])(\d{1,2})([./])(\d{1,2})\2(\d{4})(?![\d.])")
+_DMY = re.compile(r"(?<![\d.:/])(\d{1,2})([./])(\d{1,2})\2(\d{4})(?!\d|\.\d)")
 _DAYPART_EN = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(?:o'?clock\s*)?(?:in the (morning|afternoon|evening)|(at night|tonight))")
 _DISCOUNT = re.compile(r"(?<![\d.])(\d)(\d)?折")
 _OCLOCK = re.compile(r"\b(\d{1,2})\s*o'?clock\b")
@@ -265,10 +268,10 @@ _HEADING = re.compile(r"^\s*#{1,6}\s+", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*+•·▪●]|\d{1,2}[.)]|[(（]\d{1,2}[)）])\s+|^\s*\d{1,2}、", re.M)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _TRAILING_ZEROS = re.compile(r"(?<![\d.])(\d+)\.(\d*?)0+(?!\d|\.\d)")
-_COUNTRY_CODE = re.compile(r"(?:\(\s*)?(?:\+|\b00)(?:86|852|853|886|1|44|81|82|65|61|49|33)(?:\s*\))?[\s-]?(?=\(?\d)")
+_COUNTRY_CODE = re.compile(r"(?<!\d[\s-])(?:\(\s*)?(?:\+|\b00)(?:86|852|853|886|1|44|81|82|65|61|49|33)(?:\s*\))?[\s-]?(?=\(?\d)")
 _SLASH_DATE = re.compile(r"(?<![\d/.])(\d{1,2})/(1[3-9]|2\d|3[01])(?![\d/])")
 _SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s?([km])\b")
-_GROUPS = re.compile(r"(?<![\d.:-])\d{2,4}(?:(?:\s|-)\d{3,4}){2,3}(?![\d.:])|(?<![\d.:-])\d{3,4} \d{3,4}(?![\d.:-])")
+_GROUPS = re.compile(r"(?<![\d.-])(?<!\d:)\d{2,4}(?:(?:\s|-)\d{3,4}){2,3}(?![\d.:])|(?<![\d.-])(?<!\d:)\d{3,4} \d{3,4}(?![\d.:-])")
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 

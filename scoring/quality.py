@@ -22,7 +22,7 @@ from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
 from scoring.normalize import normalize
 from scoring.rates import JudgeRates, Thresholds, rogan_gladen
-from scoring.stats import MIN_CLUSTERS, clustered_rate_interval, ratio_interval, wilson_ci
+from scoring.stats import clustered_rate_interval, wilson_ci
 
 Record = Mapping[str, Any]
 
@@ -236,13 +236,12 @@ def ocs(step: StepPairs, seed: int = 0, rates: JudgeRates | None = None, judge: 
         return None, clusters
     same = [n - d for _, d, n in clusters]
     totals = [n for _, _, n in clusters]
-    interval = ratio_interval(same, totals, seed)
+    interval, reliable = clustered_rate_interval(same, totals, seed)
     value = 1 - step.different / step.pairs
     figures: dict[str, Any] = {
         "pairs": step.pairs, "different": step.different, "undecided": step.undecided,
         "value": round(value, 6),
-        "ci95": interval or wilson_ci(step.pairs - step.different, step.pairs),
-        "ci_reliable": interval is not None and len(clusters) >= MIN_CLUSTERS,
+        "ci95": interval, "ci_reliable": reliable,
         "bounds": [round(1 - (step.different + step.undecided) / step.pairs, 6), round(value, 6)],
         "fact_flips": step.fact_flips, "groups": len(step.groups), "judge": judge,
         "decided_by": dict(sorted(step.decided_by.items())),

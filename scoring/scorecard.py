@@ -235,6 +235,8 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
             "context_loss": loss["rate"] if loss["probes"] else None, "context_loss_ci": loss["ci95"],
             "format": fmt["rate"] if fmt else None, "format_ci": fmt["ci95"] if fmt else None,
         }, breached, options.gates)
+        if judge is not None and ocs_figures and ocs_figures["undecided"]:
+            _judge_failed(result["verdict"], ocs_figures["undecided"])
         breached = result["verdict"]["status"] == "breach"
         if step.get("breaker") and not breaker["tripped"]:
             breaker = {"tripped": True, "at_qps": step["qps_target"], "reason": step["breaker"]}
@@ -267,6 +269,19 @@ def _consistent(clusters: list[tuple[str, float, float]]) -> list[tuple[str, flo
 
 
 JUDGE_CACHE = "judge_cache.jsonl"
+
+
+def _judge_failed(step_verdict: dict[str, Any], undecided: int) -> None:
+    """A strong judge that failed after the load (or on some pairs) leaves them undecided,
+    counted same: the OCS check can no longer pass outright; it alerts and says how to
+    judge again from the kept records."""
+    for check in step_verdict["checks"]:
+        if check["gate"] == "ocs" and check["status"] == "pass":
+            check["status"] = "alert"
+    step_verdict["reasons"].append(f"the OCS judge left {undecided} pairs undecided (counted same); "
+                                   "judge again with `convsim report DIR --judge ...`")
+    if step_verdict["status"] == "pass":
+        step_verdict["status"] = "alert"
 
 
 def _run_judge(judge: PairJudge | None, pairings: list[Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class TurnResult:
     expect: Mapping[str, str] = field(default_factory=dict)
     lost: tuple[str, ...] = ()
     flipped: tuple[str, ...] = ()
+    undelivered: tuple[str, ...] = ()  # expected facts only failed turns stated: never seen, not judged
 
     @property
     def failed_probe(self) -> bool:
@@ -65,6 +66,8 @@ class DialogueResult:
                 lines.append(f"         -> error {t.status}")
             else:
                 lines.append(f"         -> {t.answer}")
+            if t.undelivered:
+                lines.append("         .. undelivered (stated only in failed turns): " + ", ".join(t.undelivered))
             if t.lost:
                 kind = "flipped" if t.flipped else "lost"
                 lines.append(f"         !! {kind}: " + ", ".join(f"{n} (expected {t.expect[n]!r})" for n in t.lost))
@@ -82,14 +85,18 @@ async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Map
     params = script_params(profile, script)
     system = profile.system_prompt(script)
     results = []
+    stated = script.stated_facts()
+    delivered: set[str] = set()  # facts stated in turns whose request succeeded
     for index, turn in enumerate(script.turns):
         user_text, before, messages = await next_request(profile, script, index, facts, system, history)
-        expect = {name: facts[name] for name in turn.expect}
+        undelivered = tuple(name for name in turn.expect if name not in delivered)
+        expect = {name: facts[name] for name in turn.expect if name not in undelivered}
         try:
             completion = await client.complete(messages, stream, params)
         except EndpointError as exc:
-            results.append(TurnResult(index, user_text, None, exc.kind, expect))
+            results.append(TurnResult(index, user_text, None, exc.kind, expect, undelivered=undelivered))
             continue
+        delivered.update(stated[index])
         assistant, reply = profile.read_reply(completion.text)
         history += [*before, profile.user_message(user_text), assistant]
         lost: tuple[str, ...] = ()
@@ -99,5 +106,5 @@ async def run_dialogue(client: EndpointClient, script: PersonaScript, facts: Map
             judged = judged_text({"text": completion.text, "reply": reply.as_record() if reply else None})
             verdict = judge_probe(judged, expect, stale, script.id, rules)
             lost, flipped = verdict.lost, verdict.flipped
-        results.append(TurnResult(index, user_text, completion.text, "ok", expect, lost, flipped))
+        results.append(TurnResult(index, user_text, completion.text, "ok", expect, lost, flipped, undelivered))
     return DialogueResult(script, facts, tuple(results))

@@ -27,12 +27,13 @@ def test_public_names_are_pinned() -> None:
         "build_script", "builtin_personas", "dump_yaml", "load_file", "load_personas", "render", "to_data",
     ]
     assert scoring.__all__ == [
-        "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "EMBEDDERS", "ERROR_CLASSES", "PERCENTILES", "RECORD_VERSION",
-        "SCHEMA", "TOLERANCES", "WRITERS", "Calibration", "CalibrationError", "Embedder", "EmbedderError", "Gates",
-        "JsonWriter", "MarkdownWriter", "RecordError", "ScoringOptions", "Summary", "TerminalWriter",
-        "build_scorecard", "calibrate", "cv_interval", "iter_records", "judge_probe", "load_embedder", "load_pairs",
-        "load_records", "load_rules", "normalize", "paired_delta", "quantiles", "read_run", "score_step",
-        "summarize", "verdict", "wilson",
+        "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "DEFAULT_THRESHOLDS", "EMBEDDERS", "ERROR_CLASSES", "JUDGE_KINDS",
+        "PERCENTILES", "RECORD_VERSION", "SCHEMA", "TOLERANCES", "WRITERS", "Calibration", "CalibrationError",
+        "Embedder", "EmbedderError", "Gates", "JsonWriter", "JudgeError", "JudgeRates", "LlmJudge", "MarkdownWriter",
+        "NliJudge", "PairJudge", "RecordError", "ScoringOptions", "Summary", "TerminalWriter", "Thresholds",
+        "build_scorecard", "calibrate", "conflict", "cv_interval", "iter_records", "judge_probe", "load_embedder",
+        "load_judge", "load_pairs", "load_probes", "load_records", "load_rules", "normalize", "paired_delta",
+        "quantiles", "read_run", "score_step", "summarize", "verdict", "wilson",
     ]
     assert simulator.__all__ == [
         "ARRIVALS", "PROFILES", "AiohttpTransport", "Arrival", "ChatProfile", "Completion", "ContextOverflow",

@@ -77,3 +77,18 @@ def test_a_digits_normalizer_ignores_separators() -> None:
     assert judge_probe("Call 138 1234 5679 today", {"phone": "13812345678"}, {}, "p", found).flipped == ("phone",)
     # Without the normalizer a grouped long number still reads as the value.
     assert judge_probe("Call 138-1234-5678 today", {"phone": "13812345678"}, {}, "p", rules()).lost == ()
+
+
+def test_a_value_offered_as_a_choice_is_not_carried() -> None:
+    name = {"name": "Alice Chen"}
+    assert judge("Was it Alice Chen or Bob Miller? I'm not certain.", name)[1] == ("name",)
+    assert judge("我不确定是 Bob Miller 还是 Alice Chen。", name)[1] == ("name",)
+    # Two values, one set against the other, is an answer.
+    assert judge("You are Alice Chen, not Bob Miller.", name)[1] == ()
+
+
+def test_a_value_said_to_be_the_first_one_is_superseded() -> None:
+    stale = {"order_fixed": ["11111"]}
+    assert judge("Your order is 11111; you gave 48213 at first, then changed it.", {"order_fixed": "48213"},
+                 stale)[2] == ("order_fixed",)
+    assert judge("Your order is 48213 (you said 11111 at first).", {"order_fixed": "48213"}, stale)[1] == ()

@@ -47,6 +47,23 @@ def test_words_that_contain_numerals_stay_words() -> None:
     assert not numbers(normalize("一般来说统一安排"))
 
 
+def test_weekday_names_stay_weekdays() -> None:
+    assert normalize("周四") == normalize("星期四") == normalize("礼拜四") == "周四"
+    assert normalize("每周三次") == "每周3次"  # three a week, not Wednesday
+
+
+def test_digit_groups_keep_their_zeros() -> None:
+    # 001 / 0044 inside a grouped number are digits, not a dialling prefix.
+    assert contains(normalize("芯片号是 900 164 001 823 456。"), normalize("900164001823456"))
+    assert contains(normalize("Card 2 1903 00441 2786."), normalize("21903004412786"))
+    assert contains(normalize("手机号：172 9645 1375"), normalize("17296451375"))
+    assert normalize("0086 13812345678") == normalize("+86 138 1234 5678") == "13812345678"
+
+
+def test_a_date_at_the_end_of_a_sentence() -> None:
+    assert normalize("Confirmed: Saturday 16/08/2025.") == "confirmed: saturday " + normalize("2025-08-16") + "."
+
+
 def test_whole_tokens_only() -> None:
     assert not contains(normalize("order 148213"), "48213")
     assert not contains(normalize("order 482130"), "48213")

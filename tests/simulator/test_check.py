@@ -9,7 +9,7 @@ import pytest
 from personas import load_personas
 from simulator.check import CheckOptions, check
 from simulator.client import EndpointClient
-from simulator.dialogue import run_dialogue
+from simulator.dialogue import DialogueResult, run_dialogue
 from simulator.target import TargetConfig, TargetProcess
 from tests.conftest import run
 from tests.simulator.test_cli import convsim
@@ -82,3 +82,23 @@ def test_cli_exit_status_and_saved_file(forgetful: str, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not reachable" in bad.stderr and "Traceback" not in bad.stderr
 
 
+
+
+def test_a_fact_stated_only_in_a_failed_turn_is_undelivered_not_lost() -> None:
+    """A target that never forgets but fails half its requests: a probe whose fact the model
+    never received is marked undelivered, never counted as forgetting."""
+    scripts = [s for s in load_personas("builtin") if s.profile == "chat"][:6]
+
+    async def dialogues(url: str) -> list[DialogueResult]:
+        client = factory(url)()
+        try:
+            return [await run_dialogue(client, script, seed=seed) for script in scripts for seed in range(4)]
+        finally:
+            await client.aclose()
+
+    with TargetProcess(TargetConfig(model="m", service_ms=0, error_rate=0.5, seed=5)) as target:
+        results = run(dialogues(target.base_url))
+    turns = [t for r in results for t in r.turns]
+    assert any(t.status != "ok" for t in turns)
+    assert any(t.undelivered and t.status == "ok" for t in turns)
+    assert not [r.explain() for r in results if r.failed_probes]

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from personas import PersonaScript, build_script
-from scoring import build_scorecard, judge_probe, load_rules, wilson
+from scoring import LlmJudge, build_scorecard, judge_probe, load_rules, wilson
 from scoring.actions import judged_text
 from scoring.records import load_records
 from scoring.stats import clustered_rate_interval
 from simulator.target import TargetConfig
+from tests.conftest import free_port
 from tests.simulator.drive import drive
 
 Z999 = 3.2905
@@ -85,9 +86,10 @@ def probe_verdicts(tmp_path: Path, turns: list[dict[str, Any]]) -> Any:
 
 
 @pytest.mark.slow
-def test_injected_forget_and_flip_rates_are_recovered(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("paraphrase", [0.0, 1.0], ids=["templated", "paraphrased"])
+def test_injected_forget_and_flip_rates_are_recovered(tmp_path: Path, redis_url: str, paraphrase: float) -> None:
     forget, flip = 0.2, 0.15
-    step, turns = score(tmp_path, redis_url, forget_rate=forget, flip_rate=flip)
+    step, turns = score(tmp_path, redis_url, forget_rate=forget, flip_rate=flip, paraphrase_rate=paraphrase)
     loss = step["context_loss"]
     assert loss["probes"] > 250
     # A probe loses its fact when forgotten, or kept but flipped; a flip is the latter.
@@ -134,6 +136,34 @@ def test_paraphrases_are_not_differences(tmp_path: Path, redis_url: str) -> None
     assert step["ocs"]["different"] == 0 and step["ocs"]["pairs"] > 250
     checks = {c["gate"]: c["status"] for c in step["verdict"]["checks"]}
     assert checks["ocs"] == checks["context_loss"] == "pass"
+
+
+@pytest.mark.slow
+def test_a_consistent_model_that_paraphrases_passes_ocs_at_every_step(tmp_path: Path, redis_url: str) -> None:
+    """Every answer reworded (openers, markdown, lists, reordered sentences, number forms),
+    never changed: OCS >= 0.92 at every step, and the gate passes."""
+    target = TargetConfig(model="m", service_ms=5, service_cv=0.1, seed=11, paraphrase_rate=1.0)
+    turns, _, _ = drive(tmp_path, redis_url, target, model="m", qps=(40.0, 120.0), duration_s=3.0, warmup_s=0.3,
+                        think_time_s=0.02, replicas=3)
+    card = build_scorecard(tmp_path / "records.jsonl", {"run_id": "gt", "config": {"seed": 0}})
+    reworded = {t["text"] for t in turns if t["status"] == "ok"}
+    assert any("**" in text for text in reworded) and any("\n- " in text or "\n1. " in text for text in reworded)
+    assert len(card["steps"]) == 2
+    for step in card["steps"]:
+        ocs = step["ocs"]
+        assert ocs["pairs"] > 80 and ocs["value"] >= 0.92, ocs
+        checks = {c["gate"]: c["status"] for c in step["verdict"]["checks"]}
+        assert checks["ocs"] == "pass", step["verdict"]
+
+    # A strong judge that fails after the load decides nothing: OCS no longer passes outright.
+    with LlmJudge(f"http://127.0.0.1:{free_port()}/v1", "judge", retries=0) as dead:
+        rejudged = build_scorecard(tmp_path / "records.jsonl", {"run_id": "gt", "config": {"seed": 0}}, judge=dead)
+    for before, after in zip(card["steps"], rejudged["steps"]):
+        assert after["ocs"]["undecided"] == before["ocs"]["undecided"] > 0
+        assert after["ocs"]["value"] == before["ocs"]["value"]
+        checks = {c["gate"]: c["status"] for c in after["verdict"]["checks"]}
+        assert checks["ocs"] == "alert" and after["verdict"]["status"] != "pass"
+        assert any("judge again with `convsim report" in r for r in after["verdict"]["reasons"])
 
 
 def pairs_of(turns: list[dict[str, Any]], probes: bool) -> int:
