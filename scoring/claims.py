@@ -211,6 +211,11 @@ def _number_key(text: str) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
+_FREE = re.compile(r"\b(?:(?:is|are|it's|for|comes?|completely|totally) free\b|free of charge|at no (?:extra )?"
+                   r"(?:cost|charge)|no (?:extra |additional )?(?:fee|charge|cost)s?\b|don't charge|doesn't cost anything)"
+                   r"|免费|不收费|不收取\w{0,4}费|免\w{0,2}费|无需付费|不要钱")
+
+
 @lru_cache(maxsize=65536)
 def extract(text: str) -> Claims:
     """The claims of a text (normalized here; passing a normalized text is fine too)."""
@@ -234,6 +239,8 @@ def extract(text: str) -> Claims:
     text = _cut(_MONEY, text, money, group=0)
     if money:
         numbers["money"] = {_number_key(v) for v in money}
+    if _FREE.search(text):  # "free", "at no cost", 免费: a price of zero, against "$15 fee"
+        numbers.setdefault("money", set()).add("0")
     percents: list[str] = []
     text = _cut(_PERCENT, text, percents, group=0)
     if percents:

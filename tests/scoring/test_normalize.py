@@ -60,6 +60,20 @@ def test_digit_groups_keep_their_zeros() -> None:
     assert normalize("0086 13812345678") == normalize("+86 138 1234 5678") == "13812345678"
 
 
+def test_spoken_clock_and_date_forms() -> None:
+    assert normalize("up at six thirty in the morning") == "up at 6:30"
+    assert normalize("seven forty-five pm") == "19:45"
+    assert normalize("six people, twenty five seats") == "6 people, 25 seats"
+    assert normalize("on the third of September") == "on 9月3日"
+    assert normalize("September twenty-first, 2025") == normalize("2025-09-21")
+    assert normalize("from noon to 10 pm") == "from 12:00 to 22:00"  # 00 to 10 is not "ten to ten"
+    assert normalize("晚上七点三刻") == "19:45"
+    assert normalize("原来是下午三点，后来改成了四点半。") == "原来是15:00,后来改成了16:30。"
+    assert normalize("下午三点开会。明天八点出发") == "15:00开会。明天8:00出发"  # a new sentence starts over
+    assert normalize("三十六块五") == normalize("36.50元")
+    assert normalize("Claims line: 1-800-555-0199") == "claims line: 8005550199"
+
+
 def test_a_date_at_the_end_of_a_sentence() -> None:
     assert normalize("Confirmed: Saturday 16/08/2025.") == "confirmed: saturday " + normalize("2025-08-16") + "."
 
