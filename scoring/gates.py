@@ -3,8 +3,10 @@
 CV tolerance (from the source article): strict CV <= 0.10 at low load, elastic <= 0.25
 (with an alert above 0.10) at high concurrency, recovery <= 0.30 for the step after a
 breach. `auto` picks strict for the lowest step, elastic above it, recovery after a breach.
-Gates add absolute limits: error rate, OCS, context loss, phone-agent format compliance and
-an optional hard CV cap. A step breaches when any check fails. By default a check compares
+Gates add absolute limits: error rate, OCS, context loss, phone-agent format compliance, an
+optional hard CV cap and latency percentiles, and the load itself: a step that could not
+offer its rate (convsim's limit), a target that fell behind the rate it was offered
+(saturation), sessions whose stored state was lost. A step breaches when any check fails. By default a check compares
 the point estimate with its limit; with `gate_on="interval"` a check fails only when the
 whole 95% interval is on the wrong side (fewer failures from small samples, at the price of
 passing borderline steps). The engine's circuit breaker uses the same function on the
@@ -30,6 +32,12 @@ class Gates:
     max_cv: float | None = None
     min_format: float | None = 0.95  # phone-agent replies in the think/answer format
     gate_on: str = "point"  # "point" | "interval"
+    max_p95_ms: float | None = None  # corrected latency of all turns (failures at their time to failure)
+    max_p99_ms: float | None = None
+    min_achieved: float | None = 0.99  # turns sent / turns the rate asks for
+    max_unserved: float | None = 0.01  # slots with no session to send them / slots
+    min_served: float | None = 0.95  # turns the target finished / turns sent, inside the window
+    max_state_lost: float | None = 0.0  # sessions whose stored state was lost / sessions
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,6 +68,15 @@ LIMITS = (
     ("ocs", "ocs", "min_ocs", False, "OCS", (".3f", "g")),
     ("context_loss", "context_loss", "max_context_loss", True, "context loss", (".2%", ".2%")),
     ("format", "format", "min_format", False, "format compliance", (".2%", ".2%")),
+    ("p95", "p95", "max_p95_ms", True, "p95 latency (all turns, corrected) ms", (",.0f", ",.0f")),
+    ("p99", "p99", "max_p99_ms", True, "p99 latency (all turns, corrected) ms", (",.0f", ",.0f")),
+    ("state_lost", "state_lost", "max_state_lost", True, "sessions with lost state", (".2%", ".2%")),
+)
+# Load checks: a figure that fails only with its reason (the scorecard explains whose limit it was).
+LOAD_LIMITS = (
+    ("achieved", "achieved", "min_achieved", False),
+    ("unserved", "unserved", "max_unserved", True),
+    ("served", "served", "min_served", False),
 )
 
 
@@ -100,6 +117,17 @@ def verdict(index: int, figures: dict[str, Any], previous_breached: bool, gates:
         if past:
             flag = "--" + attribute.replace("_", "-")
             reasons.append(f"{label} {value:{shown[0]}} {'>' if high_is_bad else '<'} {flag} {limit:{shown[1]}}{note}")
+    for gate, key, attribute, high_is_bad in LOAD_LIMITS:
+        value, limit = figures.get(key), getattr(gates, attribute)
+        if value is None or limit is None:
+            continue
+        past = bool(value > limit) if high_is_bad else bool(value < limit)
+        if past and figures.get(f"{key}_noise"):
+            past = False  # within what chance alone gives for so few turns
+        checks.append(_check(gate, value, limit, not past))
+        reason = figures.get(f"{key}_reason") or f"{gate} {value:.3f} past {limit:g}"
+        if past and reason not in reasons:
+            reasons.append(reason)
     statuses = {c["status"] for c in checks}
     status = "breach" if "fail" in statuses else "alert" if "alert" in statuses else "pass"
     return {"mode": mode, "cv_threshold": threshold, "status": status, "reasons": reasons, "checks": checks}

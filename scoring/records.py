@@ -5,7 +5,9 @@ each persona's facts are drawn (pool, pattern, aliases, corrections), which the 
 judge needs. ``kind: "turn"`` lines describe one turn (times in ms since the run's origin,
 a monotonic clock); a session's first turn carries its drawn ``facts``; a probe carries
 ``expect`` (fact -> value), ``distance`` (turns back it was stated) and, after a correction,
-``stale`` (the superseded values). ``kind: "step"`` lines close a rate step with what only
+``stale`` (the superseded values). A turn that got an answer carries its stream timing:
+``itl_ms_mean``, ``itl_ms_std`` and ``itl_ms_max`` of the gaps between content chunks
+(None with fewer than two chunks; older runs lack them). ``kind: "step"`` lines close a rate step with what only
 the engine knows (the window, unserved slots, sessions, store counters, the breaker).
 Every line carries ``v``, the record format version.
 """
@@ -24,7 +26,7 @@ TURN_FIELDS = (
     "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
     "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "store_error", "version",
 )
-OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts")
+OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts", "itl_ms_mean", "itl_ms_std", "itl_ms_max")
 
 
 class RecordError(ValueError):

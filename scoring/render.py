@@ -25,8 +25,14 @@ NOTES = (
     "(ideal < 0.15; strict <= 0.10 at the lowest step, elastic <= 0.25 above, recovery <= 0.30 "
     "after a breach). Context loss = probe turns whose answer lacks a planted fact (a flip: it "
     "gave another value instead). OCS = 1 - differing replica pairs / pairs (differ: a critical "
-    "fact differs or embedding cosine < threshold). [a-b] = 95% interval: Wilson for rates, "
-    "bootstrap over sessions for CV and OCS."
+    "fact differs or embedding cosine < threshold). [a-b] = 95% interval: bootstrap over replica "
+    "groups for rates and OCS (Wilson on an effective sample when none or all differ), over sessions for CV. achieved = turns sent / window "
+    "(! = fewer than the rate asks for, convsim's limit; ^ = the target finished "
+    "fewer than it was sent, saturated); all-turns percentiles count failures at their time to failure. "
+    "ok/s = successful turns completed inside the window / window; tok/s = their output tokens (usage; "
+    "~ = estimated from the text where the server sent none) / window. TPOT = (done - first token) / (output tokens - 1) per turn. ITL = gaps "
+    "between streamed chunks: mean over all gaps, p50/p99 over turns of each turn's mean gap, longest "
+    "gap p99 over turns of each turn's longest gap."
 )
 
 Row = list[str]
@@ -105,13 +111,21 @@ def _judge_errors(step: dict[str, Any]) -> str:
     return f"{errors['false_difference_rate']:.1%} / {errors['miss_rate']:.1%}"
 
 
+SHORT, SATURATED = "!", "^"  # the step did not offer its rate (convsim) / the target fell behind
+
+
+def _load_mark(step: dict[str, Any]) -> str:
+    failed = {c["gate"] for c in step["verdict"]["checks"] if c["status"] == "fail"}
+    return (SHORT if failed & {"achieved", "unserved"} else "") + (SATURATED if "served" in failed else "")
+
+
 def _verdict(step: dict[str, Any]) -> str:
     return STATUS_MARK.get(step["verdict"]["status"], step["verdict"]["status"])
 
 
 SUMMARY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("rate", lambda s: f"{s['qps_target']:g}"),
-    ("achieved", lambda s: _fmt(s["qps_achieved"], 1)),
+    ("achieved", lambda s: _fmt(s["qps_achieved"], 1) + _load_mark(s)),
     ("mean ms", lambda s: _lat(s, "mean")),
     ("p95 ms", lambda s: _lat(s, "p95")),
     ("p99 ms", lambda s: _lat(s, "p99")),
@@ -122,6 +136,50 @@ SUMMARY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("OCS", _ocs),
     ("verdict", _verdict),
 ]
+
+
+ESTIMATED = "~"  # output tokens estimated from the text for some turns (no usage from the server)
+
+
+def _estimated(figures: dict[str, Any] | None) -> str:
+    return ESTIMATED if figures and figures.get("tokens_estimated") else ""
+
+
+def _ms1(figures: dict[str, Any] | None, key: str) -> str:
+    return _fmt((figures or {}).get(key), 1)
+
+
+STREAM_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("rate", lambda s: f"{s['qps_target']:g}"),
+    ("ok/s", lambda s: _fmt((s.get("throughput") or {}).get("ok_per_s"), 1)),
+    ("tok/s", lambda s: _estimated(s.get("throughput")) + _fmt((s.get("throughput") or {}).get("output_tokens_per_s"), 0)),
+    ("TPOT mean", lambda s: _estimated(s.get("tpot_ms")) + _ms1(s.get("tpot_ms"), "mean")),
+    ("TPOT p50", lambda s: _ms1(s.get("tpot_ms"), "p50")),
+    ("TPOT p99", lambda s: _ms1(s.get("tpot_ms"), "p99")),
+    ("ITL mean", lambda s: _ms1(s.get("itl_ms"), "mean")),
+    ("ITL p99", lambda s: _ms1(s.get("itl_ms"), "p99")),
+]
+
+
+def stream_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
+    """Throughput and stream timing, one line per step: a table narrow enough for 80 columns."""
+    header = [name for name, _ in STREAM_COLUMNS]
+    return header, [[cell(step) for _, cell in STREAM_COLUMNS] for step in scorecard["steps"]]
+
+
+STREAM_TITLE = "throughput and stream timing (TPOT, ITL in ms)"
+ESTIMATED_NOTE = f"{ESTIMATED} output tokens estimated from the text for some turns (the server sent no usage)"
+
+
+def stream_table(scorecard: dict[str, Any]) -> Table:
+    """The terminal's second table: two-line headers keep it within 80 columns."""
+    header, body = stream_rows(scorecard)
+    table = Table(title=STREAM_TITLE, title_justify="left")
+    for index, name in enumerate(header):
+        table.add_column(name.replace(" ", "\n"), justify="right" if index else "left", no_wrap=True)
+    for row in body:
+        table.add_row(*row)
+    return table
 
 
 def summary_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
@@ -154,8 +212,13 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         return _fmt(figures.get(key))
 
     rows = [
-        line("achieved QPS", lambda s: _fmt(s["qps_achieved"], 1)),
-        line("turns / ok", lambda s: f"{s['turns']} / {s['ok']}"),
+        line("achieved QPS", lambda s: _fmt(s["qps_achieved"], 1) + _load_mark(s)),
+        line("sent / asked for (turns)", lambda s: f"{s['offered']['sent']} / {s['offered']['expected']:g}"
+             if s.get("offered") else "-"),
+        line("finished in window / sent", lambda s: _fmt((s.get("served") or {}).get("ratio"), 3)),
+        line("in flight at start / max / end", lambda s: " / ".join(
+            _fmt((s.get("served") or {}).get("in_flight", {}).get(k)) for k in ("at_measure", "max", "at_end"))),
+        line("turns / ok / interrupted", lambda s: f"{s['turns']} / {s['ok']} / {s.get('interrupted_turns', 0)}"),
         line("errors [95% CI]", errors),
         line("latency mean ms", lambda s: _lat(s, "mean")),
         line("latency p50 ms", lambda s: _lat(s, "p50")),
@@ -164,7 +227,16 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("latency CV [95% CI]", _cv),
         line("IQR / median", lambda s: _fmt((s["latency_ms"] or {}).get("iqr_over_median"), 3)),
         line("corrected p99 ms", lambda s: _lat(s, "p99", "corrected_latency_ms")),
+        line("all turns p95 / p99 ms", lambda s: " / ".join(
+            _fmt((s.get("latency_all_ms") or {}).get(k)) for k in ("p95", "p99"))),
         line("TTFT p50 ms", lambda s: _lat(s, "p50", "ttft_ms")),
+        line("completed ok / s", lambda s: _fmt((s.get("throughput") or {}).get("ok_per_s"), 1)),
+        line("output tokens / s", lambda s: _estimated(s.get("throughput"))
+             + _fmt((s.get("throughput") or {}).get("output_tokens_per_s"), 1)),
+        line("TPOT mean / p50 / p99 ms", lambda s: _estimated(s.get("tpot_ms")) + " / ".join(
+            _ms1(s.get("tpot_ms"), k) for k in ("mean", "p50", "p99"))),
+        line("ITL mean / p50 / p99 ms", lambda s: " / ".join(_ms1(s.get("itl_ms"), k) for k in ("mean", "p50", "p99"))),
+        line("ITL std / longest gap p99 ms", lambda s: " / ".join(_ms1(s.get("itl_ms"), k) for k in ("std", "max_p99"))),
         line("dispatch lag p99 ms", lambda s: _fmt((s["dispatch_lag_ms"] or {}).get("p99"), 2)),
         line("unserved slots", lambda s: _fmt(s["unserved_slots"])),
         line("context loss [95% CI]", _loss),
@@ -180,7 +252,8 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("OCS vs lowest step", quality("ocs")),
         line("context loss vs lowest step", quality("context_loss")),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
-        line("store writes / conflicts / lost", lambda s: "{writes} / {conflicts} / {lost_updates}".format(**s["store"])),
+        line("store writes / conflicts / lost", lambda s: " / ".join(
+            _fmt(s["store"].get(k)) for k in ("writes", "conflicts", "lost_updates"))),
         line("sessions ended", lambda s: " ".join(f"{k}:{v}" for k, v in sorted((s["sessions"].get("ended") or {}).items())) or "-"),
     ]
     if any(s.get("format") for s in steps):
@@ -222,6 +295,10 @@ def agent_rows(line: Callable[[str, Callable[[dict[str, Any]], str]], Row]) -> l
     ]
 
 
+def _any_estimated(scorecard: dict[str, Any]) -> bool:
+    return any(_estimated(s.get("throughput")) or _estimated(s.get("tpot_ms")) for s in scorecard["steps"])
+
+
 def reasons(scorecard: dict[str, Any]) -> list[str]:
     out = [f"{step['qps_target']:g} QPS: {reason}" for step in scorecard["steps"] for reason in step["verdict"]["reasons"]]
     breaker = scorecard.get("breaker") or {}
@@ -229,6 +306,12 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
         out.append(f"circuit breaker tripped at {breaker['at_qps']:g} QPS, higher steps not run: {breaker['reason']}")
     if scorecard.get("interrupted"):
         out.append("the run was interrupted; the last step is partial")
+    rebuilt = [f"{s['qps_target']:g}" for s in scorecard["steps"] if s.get("recovered")]
+    if rebuilt:
+        out.append(f"step(s) at {', '.join(rebuilt)} QPS rebuilt from their turn records (the run ended before "
+                   "writing their summary): unserved slots and store counters unknown")
+    if not scorecard["steps"]:
+        out.append("nothing to judge: the records hold no turns")
     judge = (scorecard.get("scoring") or {}).get("judge") or {}
     if judge.get("error"):
         out.append(f"the OCS judge failed ({judge['error']}): its pairs count as undecided; convsim report re-judges")
@@ -236,6 +319,11 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
 
 
 def gate_line(scorecard: dict[str, Any]) -> str:
+    if scorecard.get("exit_status") == 130:
+        judged = "PASS" if scorecard["gates"]["passed"] else "FAIL"
+        return f"gates: {judged} on a partial run; interrupted (exit status 130)"
+    if not scorecard["steps"]:
+        return "gates: FAIL (nothing to judge; exit status 1)"
     return "gates: PASS" if scorecard["gates"]["passed"] else "gates: FAIL (exit status 1)"
 
 
@@ -274,6 +362,11 @@ class MarkdownWriter:
             "",
             *_md_table(*summary_rows(scorecard)),
             "",
+            f"{STREAM_TITLE[0].upper()}{STREAM_TITLE[1:]}:",
+            "",
+            *_md_table(*stream_rows(scorecard)),
+            "",
+            *([ESTIMATED_NOTE, ""] if _any_estimated(scorecard) else []),
             f"**{gate_line(scorecard)}**",
             "",
         ]
@@ -302,6 +395,9 @@ class TerminalWriter:
         console.print(grid)
         if any(UNRELIABLE in cell for row in body for cell in row):
             console.print(f"  {UNRELIABLE} interval from fewer replica groups than it needs: read it as rough", highlight=False)
+        console.print(stream_table(scorecard))
+        if _any_estimated(scorecard):
+            console.print(f"  {ESTIMATED_NOTE}", highlight=False)
         for reason in reasons(scorecard):
             console.print(f"  - {reason}", highlight=False)
         style = "green" if scorecard["gates"]["passed"] else "bold red"

@@ -22,10 +22,12 @@ from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embed
 from scoring.judges import JudgeError, PairJudge, load_judge
 from scoring.facts import load_rules
 from scoring.gates import Gates, verdict
+from scoring.load import latency_all, offered, served, state_lost_share, verdict_figures
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.rates import JudgeRates, Thresholds
 from scoring.records import load_records
 from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
+from scoring.streaming import stream_figures
 
 SCHEMA = "convsim.scorecard/1"
 ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
@@ -91,9 +93,10 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     if measured is None:
         measured = measured_turns(step, turns)
     ok = [t for t in measured if t["status"] == "ok"]
-    failed = len(measured) - len(ok)
+    judged = [t for t in measured if t["status"] != "interrupted"]  # Ctrl-C cut the others off: not errors
+    failed = len(judged) - len(ok)
     window_s = step["window_s"]
-    by_class = Counter(t["status"] for t in measured if t["status"] != "ok")
+    by_class = Counter(t["status"] for t in judged if t["status"] != "ok")
     sessions = [t["session"] for t in ok]
     latency = summarize([t["t_done"] - t["t_sent"] for t in ok], sessions, seed)
     corrected = summarize([t["t_done"] - t["t_sched"] for t in ok], sessions, seed)
@@ -102,22 +105,26 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     store_stats = dict(step["store"])
     store_stats.setdefault("expired", 0)
     store_stats["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
-    error_rate = round(failed / len(measured), 6) if measured else 0.0
+    error_rate = round(failed / len(judged), 6) if judged else 0.0
     per_group: dict[str, list[int]] = {}
-    for t in measured:
+    for t in judged:
         entry = per_group.setdefault(t.get("group") or t["session"], [0, 0])
         entry[0] += t["status"] != "ok"
         entry[1] += 1
     error_ci, error_ci_reliable = clustered_rate_interval([k for k, _ in per_group.values()],
                                                           [n for _, n in per_group.values()], seed)
-    return {
+    result = {
         "qps_target": step["qps_target"],
         "qps_achieved": round(len(measured) / window_s, 3) if window_s > 0 else 0.0,
         "arrival": step["arrival"],
         "window_s": round(window_s, 3),
         "turns": len(measured),
         "ok": len(ok),
+        "interrupted_turns": len(measured) - len(judged),
         "unserved_slots": step["unserved_measured"],
+        "offered": offered(step, measured),
+        "served": served(step, measured, turns),
+        "state_lost_share": state_lost_share(step, measured),
         "sessions": step["sessions"],
         "errors": {
             "rate": error_rate,
@@ -126,18 +133,23 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         },
         "latency_ms": latency.as_dict() if latency else None,
         "corrected_latency_ms": corrected.as_dict() if corrected else None,
+        "latency_all_ms": latency_all(measured),
         "dispatch_lag_ms": quantiles(lag, ("p50", "p99", "max")),
         "ttft_ms": quantiles(ttft, ("mean", "p50", "p95", "p99")),
+        **stream_figures(step, turns, measured),  # throughput, tpot_ms, itl_ms (see scoring.streaming)
         "thinking_ms": None,
         "context_loss": None,
         "ocs": None,
         "format": None,
         "store": store_stats,
         "interrupted": step.get("interrupted", False),
-        "verdict": verdict(index, {"cv": latency.cv if latency else None, "cv_ci": latency.cv_ci95 if latency else None,
-                                   "error_rate": error_rate, "error_rate_ci": error_ci},
-                           previous_breached, gates),
+        "recovered": step.get("recovered", False),
     }
+    result["verdict"] = verdict(index, {"cv": latency.cv if latency else None,
+                                        "cv_ci": latency.cv_ci95 if latency else None,
+                                        "error_rate": error_rate, "error_rate_ci": error_ci,
+                                        **verdict_figures(result)}, previous_breached, gates)
+    return result
 
 
 def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,6 +174,36 @@ def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> 
     return out
 
 
+def recover_steps(turns: list[dict[str, Any]], steps: list[dict[str, Any]],
+                  config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Step summaries for steps that have turn records but none of their own (a killed run,
+    a full disk): rebuilt from the turns, marked `recovered` and interrupted. Unserved
+    slots and store counters of such a step are unknown (0)."""
+    have = {s["step"] for s in steps}
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for t in turns:
+        if t["step"] not in have:
+            by_step.setdefault(t["step"], []).append(t)
+    rates = list(config.get("qps") or [])
+    out = []
+    for index, step_turns in sorted(by_step.items()):
+        measured = [t["t_sched"] for t in step_turns if t.get("measured", True)] or [t["t_sched"] for t in step_turns]
+        start = min(t["t_sched"] for t in step_turns)
+        measure_from, end = min(measured), max(measured) + 1e-3
+        qps = rates[index] if index < len(rates) else round(len(measured) / max((end - measure_from) / 1000, 1e-9), 3)
+        out.append({
+            "kind": "step", "step": index, "qps_target": float(qps), "arrival": config.get("arrival", "constant"),
+            "t_start": start, "t_end": end, "warmup_s": (measure_from - start) / 1000.0,
+            "window_s": (end - measure_from) / 1000.0, "interrupted": True, "recovered": True,
+            "slots": len(step_turns), "unserved": 0, "unserved_measured": 0,
+            "sessions": {"started": len({t["session"] for t in step_turns}), "completed": 0, "state_lost": 0,
+                         "ended_error": 0, "ended": {}, "on_state_lost": "ended", "live_max": None,
+                         "live_min_measured": None, "live_end": None},
+            "store": {},
+        })
+    return out
+
+
 def step_bounds(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"qps_target": s["qps_target"], "t_start_s": round(s["t_start"] / 1000, 3),
              "t_measure_s": round(s["t_start"] / 1000 + s["warmup_s"], 3), "t_end_s": round(s["t_end"] / 1000, 3)}
@@ -180,6 +222,8 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
     if owns_judge:
         judge = options.load_judge(Path(records_path).parent / JUDGE_CACHE)
     run = load_records(records_path)
+    run.steps.extend(recover_steps(run.turns, run.steps, run_info.get("config") or {}))
+    run.steps.sort(key=lambda s: s["step"])
     rules = load_rules(run.personas)
     group_facts = {t["group"]: t["facts"] for t in run.turns if t.get("facts")}
     lost_sessions_by_step: dict[int, set[str]] = {}
@@ -234,6 +278,7 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
             "ocs": ocs_figures["value"] if ocs_figures else None, "ocs_ci": ocs_figures["ci95"] if ocs_figures else None,
             "context_loss": loss["rate"] if loss["probes"] else None, "context_loss_ci": loss["ci95"],
             "format": fmt["rate"] if fmt else None, "format_ci": fmt["ci95"] if fmt else None,
+            **verdict_figures(result),
         }, breached, options.gates)
         if judge is not None and ocs_figures and ocs_figures["undecided"]:
             _judge_failed(result["verdict"], ocs_figures["undecided"])
@@ -250,7 +295,7 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         "config": run_info.get("config"),
         "steps": scored,
         "breaker": breaker,
-        "gates": {**options.gates.as_dict(), "passed": all(s["verdict"]["status"] != "breach" for s in scored)},
+        "gates": {**options.gates.as_dict(), "passed": bool(scored) and all(s["verdict"]["status"] != "breach" for s in scored)},
         "interrupted": any(s.get("interrupted") for s in run.steps),
         "series": {"latency": latency_series(run.turns, run.steps), "steps": step_bounds(run.steps)},
         "scoring": {

@@ -13,7 +13,7 @@ from rich.table import Table
 from personas import PersonaError, builtin_personas, load_personas
 from personas.dump import dump_yaml
 from simulator import config as defaults
-from simulator.cli_options import stdout_console
+from simulator.cli_options import collect_headers, header_option, stdout_console
 from simulator.errors import UsageError
 
 EXIT_FAILED = 1
@@ -23,6 +23,7 @@ EXIT_FAILED = 1
 @click.option("--target", required=True, metavar="URL", help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.")
 @click.option("--model", default=defaults.DEFAULT_MODEL, show_default=True, help="Model name sent in every request.")
 @click.option("--api-key", envvar=["CONVSIM_API_KEY", "OPENAI_API_KEY"], metavar="KEY", help="Bearer token (also OPENAI_API_KEY); never written anywhere.")
+@header_option()
 @click.option("--max-examples", type=click.IntRange(min=1), default=25, show_default=True, help="Generated dialogues to try (each is several requests).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search: the same seed tries the same dialogues.")
 @click.option("--language", type=click.Choice(["en", "zh"]), default=None, help="Generate only this language (default: both).")
@@ -31,8 +32,9 @@ EXIT_FAILED = 1
 @click.option("--confirm", type=click.IntRange(min=0), default=2, show_default=True, help="Re-runs of the minimal failure, to say how often it reproduces.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default="convsim-check", show_default=True, help="Folder for the minimal failing dialogue (a persona file).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Seconds a turn may take.")
-def check_command(target: str, model: str, api_key: str | None, max_examples: int, seed: int, language: str | None,
-                  max_turns: int, metamorphic: bool, confirm: int, save_dir: str, timeout: float) -> None:
+def check_command(target: str, model: str, api_key: str | None, headers: tuple[tuple[str, str], ...],
+                  max_examples: int, seed: int, language: str | None, max_turns: int, metamorphic: bool,
+                  confirm: int, save_dir: str, timeout: float) -> None:
     """Search for dialogues the endpoint gets wrong, and shrink them to the smallest one.
 
     Hypothesis generates dialogues that state facts, make small talk and then ask for the
@@ -49,11 +51,12 @@ def check_command(target: str, model: str, api_key: str | None, max_examples: in
 
     out = stdout_console()
     err = Console(stderr=True, highlight=False)
+    sent = collect_headers(headers)
     options = CheckOptions(max_examples=max_examples, seed=seed, language=language, max_turns=max_turns,
                            metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir))
 
     def client() -> EndpointClient:
-        return EndpointClient(target, model, api_key, timeout)
+        return EndpointClient(target, model, api_key, timeout, headers=sent)
 
     import asyncio
 

@@ -14,6 +14,8 @@ from simulator import config as defaults
 from simulator.cli_options import (
     NON_NEGATIVE,
     POSITIVE,
+    collect_headers,
+    header_option,
     scoring_options,
     scoring_settings,
     stdout_console,
@@ -56,6 +58,7 @@ def cli() -> None:
 @click.option("--target", metavar="URL", help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1. Absent: start the built-in reference target.")
 @click.option("--model", default=defaults.DEFAULT_MODEL, show_default=True, help="Model name sent in every request.")
 @click.option("--api-key", envvar=["CONVSIM_API_KEY", "OPENAI_API_KEY"], metavar="KEY", help="Bearer token (also OPENAI_API_KEY). Never written to any file or log.")
+@header_option()
 @click.option("--qps", default=defaults.DEFAULT_QPS, show_default=True, callback=_qps, metavar="R1,R2,..", help="Target turn rates, one step each, in order.")
 @click.option("--duration", type=POSITIVE, default=defaults.DEFAULT_DURATION_S, show_default=True, help="Seconds per step.")
 @click.option("--warmup", type=NON_NEGATIVE, default=defaults.DEFAULT_WARMUP_S, show_default=True, help="Seconds at the start of each step left out of its figures.")
@@ -122,7 +125,7 @@ def run_command(**opts: Any) -> None:
         timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
         breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
-        on_turn_error=opts["on_turn_error"], **scoring_settings(opts),
+        on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), **scoring_settings(opts),
     )
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
@@ -168,6 +171,9 @@ _TARGET_HELP = {
     "batch_slowdown": "Service time grows by this fraction at full capacity.",
     "ttft_fraction": "Share of the service time before the first token.",
     "chunk_chars": "Characters per streamed chunk.",
+    "chunk_ms": "Stream one chunk every this many ms after the first (fixed, not slowed by load), instead "
+                "of spreading the rest of the service time over a few bursts (0: bursts). The inter-chunk "
+                "latency convsim measures can then be checked against it.",
     "context_tokens": "Context window; longer prompts get HTTP 400.",
     "history_window": "Answers see only the last K messages (0: all).",
     "forget_after": "Answers forget what the user said more than K turns back (0: never).",

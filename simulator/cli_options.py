@@ -12,12 +12,49 @@ from scoring.calibration import DEFAULT_THRESHOLD
 from scoring.embed import DEFAULT_EMBEDDER
 from scoring.gates import TOLERANCES, Gates
 from scoring.judges import JUDGE_KINDS
+from simulator.config import parse_header
+from simulator.errors import UsageError
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE = click.FloatRange(min=0)
 RATE = click.FloatRange(min=0, max=1)
 
-GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv", "min_format", "gate_on")
+
+class HeaderType(click.ParamType):
+    """'Name: value' -> (name, value). From the environment (CONVSIM_HEADERS), one header a line."""
+
+    name = "header"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_header(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def header_option() -> Callable[[Any], Any]:
+    return click.option(
+        "--header", "headers", type=HeaderType(), multiple=True, metavar="'NAME: VALUE'",
+        help="An HTTP header sent on every request to the target (repeatable), e.g. --header 'X-Tenant: blue'. "
+             "It wins over --api-key's Authorization. Values of secret-looking names (Authorization, *key*, "
+             "*token*, *secret*, cookie, ...) are written to no file or log, only their names.")
+
+
+def collect_headers(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The --header values, each name at most once (any letter case)."""
+    seen: set[str] = set()
+    for name, _ in items:
+        if name.lower() in seen:
+            raise UsageError(f"--header {name} given twice; give each header once")
+        seen.add(name.lower())
+    return tuple(items)
+
+
+GATE_OPTIONS = ("tolerance", "max_error_rate", "min_ocs", "max_context_loss", "max_cv", "min_format", "gate_on",
+                "max_p95_ms", "max_p99_ms", "min_achieved", "max_unserved", "min_served", "max_state_lost")
 SCORING_OPTIONS = (*GATE_OPTIONS, "embedder", "device", "ocs_threshold", "judge", "judge_model", "judge_url",
                    "judge_api_key")
 
@@ -45,6 +82,22 @@ def scoring_options(inherit: bool = False) -> Callable[[Any], Any]:
                      help="Gate: a hard latency-CV cap on every step, on top of the tolerance."),
         click.option("--min-format", type=RATE, **default(Gates.min_format),
                      help="Gate: phone-agent replies in the think/answer format with a known action (0 turns it off)."),
+        click.option("--max-p95", "max_p95_ms", type=POSITIVE, default=None, metavar="MS",
+                     help="Gate: p95 of corrected latency over all turns (failed ones at their time to failure, "
+                          "timeouts at the timeout), in ms. Off unless given."),
+        click.option("--max-p99", "max_p99_ms", type=POSITIVE, default=None, metavar="MS",
+                     help="Gate: p99 of the same, in ms. Off unless given."),
+        click.option("--min-achieved", type=RATE, **default(Gates.min_achieved),
+                     help="Gate: turns sent / turns the rate asks for; below it the step did not offer its load "
+                          "(convsim's limit: session cap or dispatch lag). 0 turns it off."),
+        click.option("--max-unserved", type=RATE, **default(Gates.max_unserved),
+                     help="Gate: slots no session was free to send / slots (1 turns it off)."),
+        click.option("--min-served", type=RATE, **default(Gates.min_served),
+                     help="Gate: turns the target finished inside the window / turns sent in it; below it the "
+                          "target is saturated (its queue grows). 0 turns it off."),
+        click.option("--max-state-lost", type=RATE, **default(Gates.max_state_lost),
+                     help="Gate: sessions whose stored state was lost (expired, evicted, regressed) / sessions. "
+                          "1 turns it off."),
         click.option("--gate-on", type=click.Choice(["point", "interval"]), **default("point"),
                      help="Compare each figure with its limit (point), or fail only when its whole 95% interval "
                           "is past the limit (interval: fewer failures from small samples)."),
@@ -81,11 +134,12 @@ def make_gates(opts: dict[str, Any], base: Gates | None = None) -> Gates:
     base = base or Gates()
     given = {name: opts.get(name) for name in GATE_OPTIONS if opts.get(name) is not None}
     merged = {**base.as_dict(), **given}
-    for name in ("min_ocs", "min_format"):
+    for name in ("min_ocs", "min_format", "min_achieved", "min_served"):
         if not merged.get(name):
             merged[name] = None  # 0 turns the gate off
-    if merged.get("max_context_loss") is not None and merged["max_context_loss"] >= 1:
-        merged["max_context_loss"] = None
+    for name in ("max_context_loss", "max_unserved", "max_state_lost"):
+        if merged.get(name) is not None and merged[name] >= 1:
+            merged[name] = None  # 1 turns the gate off
     return Gates(**merged)
 
 

@@ -11,6 +11,9 @@ the deadline (one `timeout` around the whole exchange, body included):
   content (how some servers answer an over-long prompt), else ``protocol``;
 - chunks that carry several tokens: token counts come from ``usage`` when the server sends
   it, and chunks are counted separately;
+- stream timing: each network read is stamped once; the gaps between content chunks (the
+  inter-token latency as the client sees it) are kept as count, sum, sum of squares and
+  max, a few float operations per chunk and no list;
 - a 404 naming the model: `ModelNotFound`, so a wrong --model stops before the load.
 """
 
@@ -46,6 +49,7 @@ CONTEXT_MESSAGE = re.compile(
     re.IGNORECASE,
 )
 MAX_ERROR_BODY = 2000
+MODELS_TIMEOUT_S = 10.0  # GET /models is a listing, never a generation
 
 
 @dataclass(slots=True)
@@ -60,6 +64,21 @@ class Completion:
     finish_reason: str | None = None
     saw_done: bool = False
     t_marker: float | None = None  # when the first of the caller's markers appeared (end of thinking)
+    gaps: int = 0  # gaps between successive content chunks (chunks - 1 when streamed)
+    gap_sum: float = 0.0  # seconds
+    gap_sumsq: float = 0.0
+    gap_max: float = 0.0
+
+    def timing_ms(self) -> dict[str, float | None]:
+        """The record's stream-timing fields: mean, standard deviation and longest gap between
+        content chunks, in ms (the inter-token latency when a chunk is one token); None
+        with fewer than two chunks."""
+        if not self.gaps:
+            return {"itl_ms_mean": None, "itl_ms_std": None, "itl_ms_max": None}
+        mean = self.gap_sum / self.gaps
+        std = max(self.gap_sumsq / self.gaps - mean * mean, 0.0) ** 0.5
+        return {"itl_ms_mean": round(mean * 1000.0, 3), "itl_ms_std": round(std * 1000.0, 3),
+                "itl_ms_max": round(self.gap_max * 1000.0, 3)}
 
 
 def tool_calls_text(calls: Mapping[int, Mapping[str, Any]]) -> str:
@@ -103,6 +122,7 @@ class EndpointClient:
         api_key: str | None = None,
         timeout_s: float = 60.0,
         transport: Transport | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -112,16 +132,27 @@ class EndpointClient:
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        for name, value in headers:  # the caller's headers win, whatever their letter case
+            for known in [k for k in self._headers if k.lower() == name.lower()]:
+                del self._headers[known]
+            self._headers[name] = value
 
-    def __repr__(self) -> str:  # never show the key
+    def __repr__(self) -> str:  # never show the key or the headers
         return f"EndpointClient({self.base_url!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
         await self._transport.aclose()
 
     async def list_models(self) -> list[str] | None:
-        """Model ids from GET /models, or None when the server has no such route."""
-        status, body = await self._transport.get(f"{self.base_url}/models", self._headers)
+        """Model ids from GET /models, or None when the server has no such route. Bounded
+        like a turn, to at most MODELS_TIMEOUT_S: a server that takes the connection and
+        never answers raises `EndpointTimeout` instead of holding the caller."""
+        limit = min(MODELS_TIMEOUT_S, self.timeout_s)
+        try:
+            async with deadline_after(limit):
+                status, body = await self._transport.get(f"{self.base_url}/models", self._headers)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise EndpointTimeout(f"GET /models got no answer within {limit:g} s") from None
         if status == 404:
             return None
         if status >= 400:
@@ -188,6 +219,8 @@ class EndpointClient:
         tail = ""
         calls: dict[int, dict[str, str]] = {}  # tool calls streamed in pieces, by index
         t_first: float | None = None
+        t_last: float | None = None  # arrival of the previous content chunk
+        gaps, gap_sum, gap_sumsq, gap_max = 0, 0.0, 0.0, 0.0
         chunks = 0
         finish: str | None = None
         usage: dict[str, Any] = {}
@@ -195,6 +228,7 @@ class EndpointClient:
         saw_done = False
         plain_json: bool | None = None
         async for data in resp.chunks():
+            now = time.perf_counter()  # one stamp per read: events that came together arrived together
             if plain_json is None and data:
                 plain_json = data.lstrip()[:1] == b"{"  # the server ignored stream=true
             buffer += data
@@ -228,16 +262,24 @@ class EndpointClient:
                     content = delta.get("content")
                     if content:
                         if t_first is None:
-                            t_first = time.perf_counter()
+                            t_first = now
+                        if t_last is not None:
+                            gap = now - t_last
+                            gaps += 1
+                            gap_sum += gap
+                            gap_sumsq += gap * gap
+                            if gap > gap_max:
+                                gap_max = gap
+                        t_last = now
                         parts.append(content)
                         chunks += 1
                         if markers and t_marker is None:
                             tail = tail[-24:] + content  # a marker may straddle two chunks
                             if any(m in tail for m in markers):
-                                t_marker = time.perf_counter()
+                                t_marker = now
                     for call in delta.get("tool_calls") or ():
                         if t_first is None:
-                            t_first = time.perf_counter()
+                            t_first = now
                         part = calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
                         function = call.get("function") or {}
                         part["name"] += function.get("name") or ""
@@ -260,5 +302,6 @@ class EndpointClient:
             text=text, t_sent=t_sent, t_first=t_first, t_done=t_done, chunks=chunks,
             prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
             finish_reason=finish, saw_done=saw_done, t_marker=t_marker,
+            gaps=gaps, gap_sum=gap_sum, gap_sumsq=gap_sumsq, gap_max=gap_max,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ DEFAULT_DRAIN_S = 5.0
 DEFAULT_PERSONAS = "builtin"
 ON_TURN_ERROR = ("skip", "retry", "end")  # what a chat session does after a turn whose request failed
 DEFAULT_ON_TURN_ERROR = "retry"
-ASSUMED_LATENCY_S = 1.0  # for sizing --max-sessions before any latency is known
+ASSUMED_LATENCY_S = 1.0  # for sizing the idle sessions a rate needs
+MAX_AUTO_SESSIONS = 20_000  # without --max-sessions: live sessions never exceed this (memory)
 
 
 def parse_qps(text: str) -> tuple[float, ...]:
@@ -40,8 +42,42 @@ def parse_qps(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|credential|signature|session", re.IGNORECASE)
+FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection")  # convsim's HTTP client sets these
+REDACTED = "***"
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """'Name: value' -> (name, value); raises ValueError with a fix in the message. The
+    message never repeats the value (it may be a secret)."""
+    name, sep, value = str(text).partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep:
+        raise ValueError("expected 'Name: value', e.g. --header 'X-Tenant: blue' (no ':' found)")
+    if not HEADER_NAME.fullmatch(name):  # not shown: a mistyped line may hold the secret here
+        raise ValueError("the text before the first ':' is not a header name (letters, digits, - and _, no spaces); "
+                         "expected 'Name: value'")
+    if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+        raise ValueError(f"the value of header {name} holds a control character (a line break?)")
+    if name.lower() in FRAMING_HEADERS:
+        raise ValueError(f"header {name} is set by convsim's HTTP client and cannot be overridden")
+    return name, value
+
+
+def redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Headers as written to files: values of secret-looking names (Authorization, *key*,
+    *token*, *secret*, cookie, ...) replaced by ***."""
+    return {name: REDACTED if SECRET_HEADER.search(name) else value for name, value in headers}
+
+
 def default_max_sessions(max_qps: float, think_time_s: float) -> int:
-    """Little's law, doubled for headroom: live sessions = rate x (think time + latency)."""
+    """Idle sessions a rate needs, doubled for headroom: rate x (think time + 1 s).
+
+    Little's law says live sessions = rate x (think time + latency). Sessions waiting on
+    the target are not counted against this cap, so the live count follows the latency
+    actually observed (slow answers keep more sessions busy), up to `MAX_AUTO_SESSIONS`.
+    """
     return max(100, math.ceil(2 * max_qps * (think_time_s + ASSUMED_LATENCY_S)))
 
 
@@ -80,6 +116,7 @@ class RunConfig:
     loop_repeats: int = 3  # autoglm: the same action this many times in a row is a loop
     coord_bucket: int = 50  # autoglm: tap coordinates compared in buckets of this size (0-999 grid)
     on_turn_error: str = DEFAULT_ON_TURN_ERROR  # skip | retry | end (autoglm sessions always end)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --header, sent on every request
 
     def __post_init__(self) -> None:
         if self.on_turn_error not in ON_TURN_ERROR:
@@ -87,6 +124,12 @@ class RunConfig:
 
     @property
     def session_limit(self) -> int:
+        """Live sessions at most: --max-sessions, else the memory bound."""
+        return self.max_sessions or MAX_AUTO_SESSIONS
+
+    @property
+    def idle_limit(self) -> int:
+        """Sessions not waiting on the target (thinking or ready) at most."""
         return self.max_sessions or default_max_sessions(max(self.qps), self.think_time_s)
 
     def redacted(self) -> dict[str, Any]:
@@ -98,8 +141,9 @@ class RunConfig:
         data.pop("judge_api_key")
         data["api_key_set"] = self.api_key is not None
         data["judge_api_key_set"] = self.judge_api_key is not None
+        data["headers"] = redact_headers(self.headers)
         data["qps"] = list(self.qps)
-        data["max_sessions"] = self.session_limit
+        data["session_cap"] = {"live": self.session_limit, "idle": self.idle_limit, "auto": not self.max_sessions}
         if self.redis_url:
             data["redis_url"] = redact_url(self.redis_url)
         return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import time
 from collections import Counter
@@ -47,6 +48,7 @@ from simulator.profiles import (
 from simulator.recorder import RecordWriter
 
 YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
+BREAKER_MIN_TURNS = 20  # the breaker never trips on fewer measured turns than this
 CAS_RETRIES = 3
 
 
@@ -76,6 +78,9 @@ class StepCounters:
     ended: Counter[str] = field(default_factory=Counter)  # why sessions ended: completed, finish, loop, ...
     live_max: int = 0
     live_min_measured: int | None = None  # lowest live-session count inside the measured window
+    capped: int = 0  # measured slots unserved because the live-session cap was reached
+    in_flight_measure: int | None = None  # turns in flight when the measured window began
+    in_flight_max: int = 0
 
 
 @dataclass
@@ -131,13 +136,19 @@ class Engine:
         self._seq = itertools.count()
         self._groups = itertools.count()
         self._live = 0
+        self._busy = 0  # live sessions with a turn under way (not thinking, not ready)
         self._limit = config.session_limit
+        self._idle_limit = config.idle_limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._counters = StepCounters()
         self._step = 0
         self._measure_from = 0.0
         self._judged: dict[int, tuple[list[float], list[int]]] = {}  # step -> (latencies, [turns, failed])
+        self._pending_measured: dict[int, int] = {}  # step -> its measured turns still under way
+        self._in_flight: dict[tuple[int, int], float] = {}  # (step, turn number) -> when it was dispatched
+        self._turn_ids = itertools.count()
+        self._finished_in_window: dict[int, int] = {}  # step -> turns (any step's) ended inside its window
         self.step_records: list[dict[str, Any]] = []
 
     # -- control ---------------------------------------------------------------------
@@ -163,7 +174,7 @@ class Engine:
             store_before = self.store.stats.snapshot()
             last = (await self._run_step(index, qps, store_before), store_before)
             self.step_records.append(last[0])
-            reason = self._breaker(index)
+            reason = self._breaker(index, last[0])
             if reason:
                 last[0]["breaker"] = reason
                 break
@@ -175,23 +186,41 @@ class Engine:
                 on_step(last[0])
         return self.step_records
 
-    def _breaker(self, index: int) -> str | None:
+    def _breaker(self, index: int, step: dict[str, Any]) -> str | None:
         """Why the next, higher step must not run (a breach of this one), or None.
 
-        Judged on the turns done when the step ends, with the scorecard's own checks
-        (latency CV against the step's tolerance, error rate); the scorecard re-judges the
-        step on all its turns.
+        Judged on the whole step with the scorecard's own checks (latency CV against the
+        step's tolerance, error rate, the target keeping up): measured turns still in
+        flight when the step ends count as failed, so a step whose slowest turns have not
+        come back cannot pass on the fast ones. Never on fewer than BREAKER_MIN_TURNS.
+        The scorecard re-judges the step on all its turns.
         """
         if not self.config.breaker or index + 1 >= len(self.config.qps):
             return None
-        latencies, (turns, failed) = self._judged.get(index, ([], [0, 0]))
-        if not turns:
+        latencies, (done, failed) = self._judged.get(index, ([], [0, 0]))
+        now = time.perf_counter()
+        slow = 2 * max(latencies) if latencies else self.config.timeout_s
+        stuck = sum(1 for (s, _), sent in self._in_flight.items() if s == index and now - sent > slow)
+        pending = self._pending_measured.get(index, 0)
+        turns = done + stuck
+        if turns < BREAKER_MIN_TURNS:
             return None
-        figures = {"cv": coefficient_of_variation(latencies), "error_rate": failed / turns, "error_rate_ci": wilson(failed, turns)}
+        failed += stuck
+        figures = {"cv": coefficient_of_variation(latencies), "error_rate": failed / turns,
+                   "error_rate_ci": wilson(failed, turns)}
         result = verdict(index, figures, False, self.config.gates)
-        if result["status"] != "breach":
+        reasons = list(result["reasons"]) if result["status"] == "breach" else []
+        finished = self._finished_in_window.get(index, 0)
+        deficit = done + pending - finished
+        at_start = step["in_flight"]["at_measure"] or 0
+        if self.config.gates.min_served is not None and finished < self.config.gates.min_served * (done + pending) and \
+                deficit > 3 * math.sqrt(max(at_start, 1)) + 2:
+            reasons.append(f"the target fell behind: it finished {finished} turns in the window of the {done + pending} "
+                           "sent in it")
+        if not reasons:
             return None
-        return "; ".join(result["reasons"]) + f" (on the {turns} measured turns done when the step ended)"
+        return "; ".join(reasons) + (f" ({done} measured turns done, {stuck} of the {pending} still in flight "
+                                     f"past twice the slowest answer, counted failed)")
 
     # -- schedule --------------------------------------------------------------------
     async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
@@ -240,6 +269,9 @@ class Engine:
         c = self._counters
         return {
             "kind": "step", "step": index, "qps_target": qps, "arrival": cfg.arrival,
+            "capped": c.capped, "session_cap": {"live": self._limit, "idle": self._idle_limit},
+            "in_flight": {"at_measure": c.in_flight_measure, "max": c.in_flight_max,
+                                              "at_end": self.progress.in_flight},
             "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
             "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
@@ -262,6 +294,8 @@ class Engine:
         c = self._counters
         c.slots += 1
         measured = due >= self._measure_from
+        if measured and c.in_flight_measure is None:
+            c.in_flight_measure = self.progress.in_flight
         session = self._take_ready(due)
         if session is None:
             session = self._start_group()
@@ -270,8 +304,15 @@ class Engine:
             self.progress.unserved += 1
             if measured:
                 c.unserved_measured += 1
+                if self._live + self.config.replicas > self._limit:
+                    c.capped += 1
             return
-        task = asyncio.create_task(self._turn(session, due, self._step, measured))
+        self._busy += 1
+        ticket = (self._step, next(self._turn_ids))
+        if measured:
+            self._pending_measured[self._step] = self._pending_measured.get(self._step, 0) + 1
+            self._in_flight[ticket] = due
+        task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -281,8 +322,11 @@ class Engine:
         return None
 
     def _start_group(self) -> LiveSession | None:
+        """A new replica group, unless the live-session cap (--max-sessions, or the memory
+        bound) or the idle cap is reached. Sessions waiting on the target do not count
+        against the idle cap: the live count follows the latency (Little's law)."""
         replicas = self.config.replicas
-        if self._live + replicas > self._limit:
+        if self._live + replicas > self._limit or self._live - self._busy + replicas > self._idle_limit:
             return None
         script = self._rng.choices(self._scripts, cum_weights=self._weights)[0]
         facts = script.draw_facts(self._rng)
@@ -307,7 +351,8 @@ class Engine:
         return sessions[0]
 
     # -- one turn --------------------------------------------------------------------
-    async def _turn(self, session: LiveSession, due: float, step: int, measured: bool) -> None:
+    async def _turn(self, session: LiveSession, due: float, step: int, measured: bool,
+                    ticket: tuple[int, int] | None = None) -> None:
         state, script, profile = session.state, session.script, session.profile
         index = state.turn
         turn = script.turns[index]
@@ -321,6 +366,8 @@ class Engine:
         p = self.progress
         p.sent += 1
         p.in_flight += 1
+        if p.in_flight > self._counters.in_flight_max and step == self._step:
+            self._counters.in_flight_max = p.in_flight
         completion = None
         status, error, http_status = "ok", None, None
         t_sent = time.perf_counter()
@@ -329,12 +376,12 @@ class Engine:
         except EndpointError as exc:
             status, error, http_status = exc.kind, str(exc)[:300], exc.status
         except asyncio.CancelledError:
-            status, error = "cancelled", "run stopped before the answer completed"
+            status, error = "interrupted", "run stopped before the answer completed"
         finally:
             p.in_flight -= 1
         t_done = completion.t_done if completion else time.perf_counter()
         ended = None  # why the session ends after this turn, if it does
-        if status in ("context_overflow", "cancelled") or (
+        if status in ("context_overflow", "interrupted") or (
                 status != "ok" and (profile.ends_on_error or self._end_on_error)):
             ended = "error"
         store_status = "skipped"
@@ -365,13 +412,18 @@ class Engine:
         if ended is not None:
             state.status = "done" if ended in ("finish", "max_steps", "completed") else (status if ended == "error" else ended)
         store_error = None
-        if completion is not None and status != "cancelled":
+        if completion is not None and status != "interrupted":
             store_status, store_error = await self._save(state, added)
             if store_status == "lost":
                 ended = "state_lost"
         p.done += 1
         if status != "ok":
             p.errors += 1
+        if ticket is not None and measured:
+            self._pending_measured[step] -= 1
+            self._in_flight.pop(ticket, None)
+        if status != "interrupted" and time.perf_counter() >= self._measure_from:
+            self._finished_in_window[self._step] = self._finished_in_window.get(self._step, 0) + 1
         if measured and step == self._step:
             judged = self._judged.setdefault(step, ([], [0, 0]))
             judged[1][0] += 1
@@ -379,7 +431,7 @@ class Engine:
                 judged[0].append(t_done - (completion.t_sent if completion else t_sent))
             else:
                 judged[1][1] += 1
-        record = {
+        record: dict[str, Any] = {
             "kind": "turn", "step": step, "measured": measured, "session": state.id, "group": session.group,
             "persona": script.id, "replica": state.replica, "turn": index, "user": user_text,
             "expect": {name: state.facts[name] for name in turn.expect},
@@ -388,6 +440,7 @@ class Engine:
             "t_done": self._ms(t_done), "status": status, "error": error, "http_status": http_status,
             "text": completion.text if completion else None,
             "chunks": completion.chunks if completion else 0,
+            **(completion.timing_ms() if completion else {}),  # itl_ms_mean, itl_ms_std, itl_ms_max
             "prompt_tokens": completion.prompt_tokens if completion else None,
             "completion_tokens": completion.completion_tokens if completion else None,
             "finish": completion.finish_reason if completion else None,
@@ -413,6 +466,8 @@ class Engine:
         if index == 0:
             record["facts"] = state.facts
         self.recorder.write(record)
+        if ticket is not None:
+            self._busy -= 1
         if ended is not None:
             self._live -= 1
             c = self._counters

@@ -30,7 +30,7 @@ from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
-from simulator.errors import EndpointError, ModelNotFound, UsageError
+from simulator.errors import ContextOverflow, EndpointError, ModelNotFound, UsageError
 from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
 from simulator.target import TargetConfig, TargetProcess
@@ -68,23 +68,35 @@ def prepare_out(path: Path) -> Path:
 
 
 async def preflight(client: EndpointClient) -> None:
-    """Reach the target and check it serves the model, before any load is sent."""
+    """Reach the target and check it serves the model, before any load is sent.
+
+    A listed model is served, an unlisted one is not. An empty list says nothing: servers
+    that load models on demand (Hugging Face `transformers serve`) list none until one is
+    loaded. Then, as when there is no /models route, one request of one token decides, under
+    the turn deadline (--timeout): it may be the request that loads the model."""
     where = client.base_url
     try:
         models = await client.list_models()
     except EndpointError as exc:
         raise UsageError(f"--target {where}: not reachable ({exc}); check the URL and that the server is up") from None
-    if models is not None and client.model not in models:
-        shown = ", ".join(models[:8]) or "none"
-        raise UsageError(f"--model {client.model!r} is not served by {where} (it serves: {shown}); pass --model NAME")
-    if models is None:  # no /models route: ask for one token
-        try:
-            await client.complete([{"role": "user", "content": "ping"}], stream=False, params={"max_tokens": 1})
-        except ModelNotFound as exc:
+    if models:
+        if client.model not in models:
+            shown = ", ".join(models[:8])
+            raise UsageError(f"--model {client.model!r} is not served by {where} (it serves: {shown}); pass --model NAME")
+        return
+    try:
+        await client.complete([{"role": "user", "content": "ping"}], stream=False, params={"max_tokens": 1})
+    except EndpointError as exc:
+        if isinstance(exc, ContextOverflow) and exc.status is None:
+            return  # a 200 whose one token decoded to no text: the model answered
+        if isinstance(exc, ModelNotFound):
             raise UsageError(f"--model {client.model!r}: {exc}; pass --model NAME") from None
-        except EndpointError as exc:
-            if exc.kind in ("connect", "timeout"):
-                raise UsageError(f"--target {where}: not reachable ({exc})") from None
+        if models is not None:  # an empty list: the probe was the only evidence
+            raise UsageError(f"--model {client.model!r}: {where} lists no models (it may load them on demand) and a "
+                             f"1-token request for it failed ({exc}); pass --model NAME of a model that server can "
+                             f"load, or a larger --timeout if loading it takes longer") from None
+        if exc.kind in ("connect", "timeout"):  # no /models route: only an unreachable target stops here
+            raise UsageError(f"--target {where}: not reachable ({exc})") from None
 
 
 class Interrupts:
@@ -141,7 +153,7 @@ async def check_judge(options: ScoringOptions) -> None:
 async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_info: dict[str, Any],
                 base_url: str, redis_url: str, console: Console) -> bool:
     """Run the steps; returns True when interrupted."""
-    client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s)
+    client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s, headers=config.headers)
     store = RedisSessionStore.from_url(redis_url, run_info["run_id"], config.session_ttl_s,
                                        pool_size=max(64, min(512, int(max(config.qps)))))
     try:
@@ -214,15 +226,15 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
         except StoreUnavailable as exc:
             raise UsageError(f"--redis-url: {exc}") from None
         err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
-    code = score_run(out, run_info, console, err, judge_options(config))
-    return EXIT_INTERRUPTED if interrupted else code
+    return score_run(out, run_info, console, err, judge_options(config), interrupted)
 
 
 def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Console,
-              options: ScoringOptions | None = None) -> int:
+              options: ScoringOptions | None = None, interrupted: bool = False) -> int:
     """Score a run folder's records, write every scorecard form, print the table.
 
-    Returns 0 when every gate passed, 1 when one failed. An embedder that cannot load is a
+    Returns 0 when every gate passed, 1 when one failed, 130 for a run stopped by a signal
+    (`interrupted`; the gates then judge a partial run and the printed line says so). An embedder that cannot load is a
     usage error; the records stay on disk and `convsim report` can score them later.
     """
     options = options or ScoringOptions.from_config(run_info.get("config"))
@@ -239,9 +251,13 @@ def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Consol
     if judge_error:
         err.print(f"[yellow]the OCS judge failed after the load ({judge_error}); its pairs stay undecided. "
                   f"The records are kept: convsim report {out} re-judges them[/]")
+    if interrupted:
+        scorecard["exit_status"] = EXIT_INTERRUPTED
     written = write_scorecards(scorecard, out)
     TerminalWriter().print(scorecard, console)
     console.print("files: " + "  ".join(str(p) for p in written))
+    if interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if scorecard["gates"]["passed"] else EXIT_GATE_FAILED
 
 

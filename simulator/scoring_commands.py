@@ -120,6 +120,12 @@ def compare_command(run_a: str, run_b: str, as_json: bool, min_change: float) ->
     """
     result = compare(_load_card(run_a), _load_card(run_b), min_change)
     out = stdout_console()
+    if not result["rows"]:
+        rates = ", ".join(f"{r:g}" for r in result["unmatched_rates"]) or "none"
+        Console(stderr=True, highlight=False).print(
+            f"convsim compare: nothing to compare: the two runs have no rate in common (rates: {rates}); "
+            "compare runs made with the same --qps")
+        sys.exit(EXIT_REGRESSION)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

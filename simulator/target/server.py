@@ -2,7 +2,8 @@
 
 Every fault is a knob, so convsim's measurements can be checked against what was injected:
 service time (mean, CV, a capacity of parallel slots and a batching slowdown, so latency
-grows with concurrency as a real server's does), errors, connection resets, hangs, garbage
+grows with concurrency as a real server's does), a fixed chunk interval (`chunk_ms`, to check
+measured inter-token latency against), errors, connection resets, hangs, garbage
 in the stream, a context window with a 400 on overflow, a history window, load-dependent
 truncation, a forget-after-K-turns rule, and forget / fact-flip / paraphrase rates in the answers.
 Requests that carry phone screens are answered as a phone agent (`target.agent`), with knobs
@@ -42,6 +43,7 @@ class TargetConfig:
     batch_slowdown: float = 0.5
     ttft_fraction: float = 0.3
     chunk_chars: int = 8
+    chunk_ms: float = 0.0  # > 0: one chunk every chunk_ms after the first (exact stream timing)
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
     history_window: int = 0
     forget_after: int = 0
@@ -75,6 +77,7 @@ class ReferenceTarget:
         self.in_flight = 0
         self.active = 0
         self.served = 0
+        self.tokens_out = 0  # completion tokens of the answers served (as their usage says)
         self._slots = asyncio.Semaphore(config.capacity) if config.capacity > 0 else None
         self._occurrences: dict[int, int] = {}
         cv = max(config.service_cv, 0.0)
@@ -89,7 +92,8 @@ class ReferenceTarget:
         return app
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "in_flight": self.in_flight, "served": self.served})
+        return web.json_response({"status": "ok", "in_flight": self.in_flight, "served": self.served,
+                                  "tokens_out": self.tokens_out})
 
     def _judging(self) -> bool:
         return bool(self.config.judge_model) and self.config.judge_model != self.config.model
@@ -177,6 +181,7 @@ class ReferenceTarget:
                 if service:
                     await asyncio.sleep(service)
                 self.served += 1
+                self.tokens_out += estimate_tokens([{"content": answer}]) - 4
                 return web.Response(body=self._json_body(answer, prompt_tokens), content_type="application/json")
             return await self._stream(request, payload, answer, prompt_tokens, service, garbage)
         finally:
@@ -247,7 +252,15 @@ class ReferenceTarget:
         if garbage:
             await resp.write(b"data: {not json\n\n")
         rest = [event({"content": p}) for p in pieces[1:]]
-        if service and rest:  # decode time spread over a few bursts, so markers in the stream have a time
+        if cfg.chunk_ms > 0 and rest:  # one chunk every chunk_ms, on absolute deadlines (no drift)
+            first = time.perf_counter()
+            for k, piece in enumerate(rest, 1):
+                delay = first + k * cfg.chunk_ms / 1000 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await resp.write(piece)
+            rest = []
+        elif service and rest:  # decode time spread over a few bursts, so markers in the stream have a time
             bursts = min(STREAM_BURSTS, len(rest))
             for k in range(bursts):
                 await asyncio.sleep(service * (1 - cfg.ttft_fraction) / bursts)
@@ -256,12 +269,13 @@ class ReferenceTarget:
         elif service:
             await asyncio.sleep(service * (1 - cfg.ttft_fraction))
         tail = rest + [event({}, "stop")]
+        completion = estimate_tokens([{"content": answer}]) - 4
         if (payload.get("stream_options") or {}).get("include_usage"):
-            completion = estimate_tokens([{"content": answer}]) - 4
             tail.append(event({}, usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                                          "total_tokens": prompt_tokens + completion}))
         tail.append(b"data: [DONE]\n\n")
         await resp.write(b"".join(tail))
         await resp.write_eof()
         self.served += 1
+        self.tokens_out += completion
         return resp

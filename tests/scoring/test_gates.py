@@ -57,3 +57,26 @@ def test_format_compliance_gate_applies_to_phone_agent_steps_only() -> None:
     assert status(1, cv=0.05, format=0.99) == "pass"
     assert status(1, cv=0.05) == "pass"  # chat steps have no format figure
     assert status(1, cv=0.05, format=0.5, gates=Gates(min_format=None)) == "pass"
+
+
+def test_latency_and_state_gates_fail_and_pass() -> None:
+    assert status(1, cv=0.05, p95=900.0, p99=1500.0) == "pass"  # off by default
+    assert status(1, cv=0.05, p95=900.0, gates=Gates(max_p95_ms=800)) == "breach"
+    assert status(1, cv=0.05, p95=700.0, gates=Gates(max_p95_ms=800)) == "pass"
+    assert status(1, cv=0.05, p99=1500.0, gates=Gates(max_p99_ms=1000)) == "breach"
+    assert status(1, cv=0.05, state_lost=0.0) == "pass"
+    assert status(1, cv=0.05, state_lost=0.01) == "breach"  # any lost state fails by default
+    assert status(1, cv=0.05, state_lost=0.01, gates=Gates(max_state_lost=None)) == "pass"
+
+
+def test_load_gates_fail_with_their_reason_unless_within_chance() -> None:
+    short = {"cv": 0.05, "achieved": 0.9, "achieved_reason": "convsim's limit: the session cap", "unserved": 0.1,
+             "unserved_reason": "convsim's limit: the session cap"}
+    result = verdict(1, short, False)
+    assert result["status"] == "breach" and result["reasons"] == ["convsim's limit: the session cap"]  # once
+    assert status(1, **{**short, "achieved": 0.995, "unserved": 0.0}) == "pass"
+    assert status(1, gates=Gates(min_achieved=None, max_unserved=None), **short) == "pass"
+    saturated = {"cv": 0.05, "served": 0.6, "served_reason": "target's limit (saturated): ..."}
+    assert verdict(1, saturated, False)["reasons"] == ["target's limit (saturated): ..."]
+    assert status(1, **{**saturated, "served_noise": True}) == "pass"  # a small deficit from few turns
+    assert status(1, gates=Gates(min_served=None), **saturated) == "pass"

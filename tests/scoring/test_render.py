@@ -100,7 +100,12 @@ def test_scorecard_json_has_every_field_of_the_design_schema(card: dict[str, Any
     for step in card["steps"]:
         assert set(step) >= {"qps_target", "qps_achieved", "arrival", "window_s", "turns", "ok", "unserved_slots",
                              "sessions", "errors", "latency_ms", "corrected_latency_ms", "dispatch_lag_ms", "ttft_ms",
-                             "thinking_ms", "context_loss", "ocs", "format", "store", "verdict"}
+                             "thinking_ms", "context_loss", "ocs", "format", "store", "verdict",
+                             "throughput", "tpot_ms", "itl_ms"}
+        assert set(step["throughput"]) == {"ok_per_s", "output_tokens_per_s", "ok_done", "output_tokens",
+                                           "tokens_estimated"}
+        assert set(step["tpot_ms"]) == {"mean", "p50", "p99", "turns", "tokens_estimated"}
+        assert set(step["itl_ms"]) == {"mean", "std", "p50", "p99", "max_p99", "max", "gaps", "turns"}
         assert set(step["sessions"]) >= {"started", "completed", "live_max"}
         assert set(step["errors"]) >= {"rate", "ci95", "by_class", "ci_reliable"}
         assert set(step["latency_ms"]) >= latency_keys and set(step["corrected_latency_ms"]) >= latency_keys

@@ -116,8 +116,11 @@ def test_first_run_writes_a_scorecard_and_keeps_the_key_secret(tmp_path: Path) -
     assert [s["qps_target"] for s in card["steps"]] == [20.0, 40.0]
     assert all(s["ok"] > 0 and s["latency_ms"]["p50"] > 100 for s in card["steps"])
     assert card["target"]["builtin"] is True
-    table_rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
-    assert [row.split("│")[1].strip() for row in table_rows] == ["20", "40"]
+    main_table, _, stream_table = result.stdout.partition("throughput and stream timing")
+    for table in (main_table, stream_table):  # the scorecard, then throughput, TPOT and ITL
+        table_rows = [line for line in table.splitlines() if line.startswith("│")]
+        assert [row.split("│")[1].strip() for row in table_rows] == ["20", "40"]
+    assert all(s["throughput"]["ok_per_s"] > 0 and s["itl_ms"]["mean"] > 0 for s in card["steps"])
     assert "gates: PASS" in result.stdout
     for name in ("records.jsonl", "run.json", "scorecard.json", "scorecard.md", "report.html", "gates.xml"):
         assert "sk-topsecret-123" not in (out / name).read_text()
@@ -139,6 +142,31 @@ def test_ctrl_c_stops_scores_what_ran_and_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     card = json.loads((out / "scorecard.json").read_text())
     assert card["interrupted"] is True and len(card["steps"]) == 1 and card["steps"][0]["ok"] > 0
+
+
+@pytest.mark.slow
+def test_turns_cut_off_by_ctrl_c_are_interrupted_not_errors(tmp_path: Path) -> None:
+    from simulator.target import TargetConfig, TargetProcess
+
+    out = tmp_path / "run"
+    with TargetProcess(TargetConfig(model="m", service_ms=20_000, service_cv=0.0)) as target:
+        proc = subprocess.Popen([*CONVSIM, "run", "--target", target.base_url, "--model", "m", "--qps", "10",
+                                 "--duration", "30", "--warmup", "0", "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not (out / "records.jsonl").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted (exit status 130)" in stdout and "exit status 1)" not in stdout
+    turns = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if '"turn"' in line]
+    assert turns and {t["status"] for t in turns} == {"interrupted"}
+    step = json.loads((out / "scorecard.json").read_text())["steps"][0]
+    assert step["interrupted_turns"] == len(turns) and step["errors"]["rate"] == 0.0
+    assert sum(step["errors"]["by_class"].values()) == 0
 
 
 def test_no_redis_binary_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,9 +73,36 @@ def test_compare_flags_a_regression_and_not_a_rerun(tmp_path: Path) -> None:
     worse = convsim("compare", str(tmp_path / "a"), str(tmp_path / "c"))
     assert worse.returncode == 1
     assert "REGRESSION" in worse.stdout and "error rate" in worse.stdout
+
     flagged = {r["figure"] for r in json.loads(convsim("compare", str(tmp_path / "a"), str(tmp_path / "c"), "--json").stdout)["rows"]
                if r["regression"]}
     assert {"error rate", "context loss", "OCS"} <= flagged
+
+    # Runs with no rate in common: nothing compared is not "no regression".
+    run_against(healthy, tmp_path / "d", "--qps", "30", *lenient)
+    nothing = convsim("compare", str(tmp_path / "a"), str(tmp_path / "d"))
+    assert nothing.returncode == 1 and "nothing to compare" in nothing.stderr
+
+
+@pytest.mark.slow
+def test_report_rebuilds_steps_a_killed_run_never_summed_up(tmp_path: Path) -> None:
+    code, card, _ = run_against(TargetConfig(model="m", service_ms=10), tmp_path / "a", "--qps", "20,30",
+                                "--tolerance", "recovery")
+    records = tmp_path / "a" / "records.jsonl"
+    lines = records.read_text().splitlines()
+    turns = [line for line in lines if '"kind": "turn"' in line or '"kind":"turn"' in line]
+    records.write_text("\n".join(line for line in lines if '"step", "step"' not in line
+                                 and '"kind": "step"' not in line and '"kind":"step"' not in line) + "\n")
+    result = convsim("report", str(tmp_path / "a"), timeout=120)
+    rebuilt = json.loads((tmp_path / "a" / "scorecard.json").read_text())
+    assert [s["qps_target"] for s in rebuilt["steps"]] == [20.0, 30.0]
+    assert all(s["recovered"] for s in rebuilt["steps"]) and "rebuilt from their turn records" in result.stdout
+    assert sum(s["turns"] for s in rebuilt["steps"]) == sum(s["turns"] for s in card["steps"]) <= len(turns)
+    assert result.returncode in (0, 1) and "gates:" in result.stdout
+
+    records.write_text("")
+    empty = convsim("report", str(tmp_path / "a"), timeout=120)
+    assert empty.returncode == 1 and "nothing to judge" in empty.stdout
 
 
 def test_report_and_compare_bad_input_is_one_line(tmp_path: Path) -> None:
@@ -86,3 +113,64 @@ def test_report_and_compare_bad_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "records.jsonl").write_text('{"v": 1, "kind": "turn"\n')
     result = convsim("report", str(tmp_path))
     assert result.returncode == 2 and "records.jsonl:1" in result.stderr and "Traceback" not in result.stderr
+
+
+SATURATION = ["--qps", "20,60", "--duration", "6", "--warmup", "1", "--timeout", "4", "--replicas", "2"]
+
+
+@pytest.mark.slow
+def test_an_overloaded_target_fails_naming_saturation(tmp_path: Path) -> None:
+    """Capacity 8 x 200 ms (and slower when busy): about 27 turns/s at most; 60 are offered."""
+    busy = TargetConfig(model="m", capacity=8, service_ms=200, service_cv=0.02)
+    with TargetProcess(busy) as process:
+        result = convsim("run", "--target", process.base_url, "--out", str(tmp_path / "a"), "--model", "m",
+                         "--think-time", "0.1", *SATURATION, timeout=120)
+    card = json.loads((tmp_path / "a" / "scorecard.json").read_text())
+    assert result.returncode == 1 and "gates: FAIL" in result.stdout
+    top = card["steps"][-1]
+    assert top["qps_target"] == 60 and top["offered"]["ratio"] >= 0.99  # convsim offered it all
+    checks = {c["gate"]: c["status"] for c in top["verdict"]["checks"]}
+    assert checks["served"] == "fail" and checks["achieved"] == "pass"
+    assert any("target's limit (saturated)" in r for r in top["verdict"]["reasons"])
+    assert "saturated" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_target_with_spare_capacity_passes_the_load_gates(tmp_path: Path) -> None:
+    roomy = TargetConfig(model="m", capacity=64, service_ms=50, service_cv=0.02)
+    with TargetProcess(roomy) as process:
+        convsim("run", "--target", process.base_url, "--out", str(tmp_path / "b"), "--model", "m",
+                "--think-time", "0.1", *SATURATION, timeout=120)
+    card = json.loads((tmp_path / "b" / "scorecard.json").read_text())
+    for step in card["steps"]:
+        checks = {c["gate"]: c["status"] for c in step["verdict"]["checks"]}
+        assert checks["served"] == checks["achieved"] == checks["unserved"] == "pass", step["verdict"]
+        assert step["offered"]["unserved"] == 0
+
+
+@pytest.mark.slow
+def test_the_session_cap_is_named_as_convsims_limit(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=300, service_cv=0.1)) as process:
+        convsim("run", "--target", process.base_url, "--out", str(tmp_path / "c"), "--model", "m", "--qps", "40",
+                "--duration", "4", "--warmup", "1", "--think-time", "0.1", "--replicas", "2", "--max-sessions", "4",
+                timeout=120)
+    card = json.loads((tmp_path / "c" / "scorecard.json").read_text())
+    step = card["steps"][0]
+    assert step["offered"]["limit"] == "convsim" and step["offered"]["unserved"] > 0
+    assert any("live-session cap (4 sessions)" in r and "--max-sessions" in r for r in step["verdict"]["reasons"])
+    assert not card["gates"]["passed"]
+
+
+@pytest.mark.slow
+def test_slow_answers_get_the_sessions_littles_law_asks_for(tmp_path: Path) -> None:
+    """3 s answers at 40/s need about 40 x (3 s + think) sessions, more than the idle-session
+    cap (2 x 40 x (0.5 s + 1 s) = 120): sessions waiting on the target do not count against it."""
+    slow = TargetConfig(model="m", capacity=1024, service_ms=3000, service_cv=0.05, batch_slowdown=0.0)
+    with TargetProcess(slow) as process:
+        convsim("run", "--target", process.base_url, "--out", str(tmp_path / "d"), "--model", "m", "--qps", "40",
+                "--duration", "6", "--warmup", "3.5", "--think-time", "0.5", "--replicas", "2", timeout=120)
+    card = json.loads((tmp_path / "d" / "scorecard.json").read_text())
+    step = card["steps"][0]
+    assert step["offered"]["unserved"] == 0 and step["offered"]["ratio"] >= 0.99, step["offered"]
+    assert step["sessions"]["live_max"] > 120
+    assert {c["gate"]: c["status"] for c in step["verdict"]["checks"]}["served"] == "pass"
