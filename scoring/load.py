@@ -39,6 +39,8 @@ def offered(step: dict[str, Any], measured: list[dict[str, Any]]) -> dict[str, A
     constant = step.get("arrival", "constant") == "constant"
     expected = step["qps_target"] * window_s if constant else slots  # Poisson: the slots drawn
     ratio = dispatched / expected if expected > 0 else None
+    if step.get("mode") == "closed":  # the rate is what the target sustained: nothing to fall short of
+        expected, ratio = dispatched, None
     lag = quantiles([t["t_sent"] - t["t_sched"] for t in measured], ("p99",))
     lag_p99 = lag["p99"] if lag else 0.0
     figures: dict[str, Any] = {

@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 from rich.console import Console
 from rich.table import Table
 
-STATUS_MARK = {"pass": "PASS", "alert": "ALERT", "breach": "BREACH"}
-STATUS_STYLE = {"PASS": "green", "ALERT": "yellow", "BREACH": "bold red"}
+STATUS_MARK = {"pass": "PASS", "alert": "ALERT", "breach": "BREACH", "unmeasured": "UNMEASURED"}
+STATUS_STYLE = {"PASS": "green", "ALERT": "yellow", "BREACH": "bold red", "UNMEASURED": "dim"}
 
 NOTES = (
     "Figures exclude each step's warm-up. Latency = completed - sent; corrected = completed - "
@@ -124,7 +124,7 @@ def _verdict(step: dict[str, Any]) -> str:
 
 
 SUMMARY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-    ("rate", lambda s: f"{s['qps_target']:g}"),
+    ("rate", lambda s: f"c={s['concurrency']}" if s.get("concurrency") else f"{s['qps_target']:g}"),
     ("achieved", lambda s: _fmt(s["qps_achieved"], 1) + _load_mark(s)),
     ("mean ms", lambda s: _lat(s, "mean")),
     ("p95 ms", lambda s: _lat(s, "p95")),
@@ -150,7 +150,7 @@ def _ms1(figures: dict[str, Any] | None, key: str) -> str:
 
 
 STREAM_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-    ("rate", lambda s: f"{s['qps_target']:g}"),
+    ("rate", lambda s: f"c={s['concurrency']}" if s.get("concurrency") else f"{s['qps_target']:g}"),
     ("ok/s", lambda s: _fmt((s.get("throughput") or {}).get("ok_per_s"), 1)),
     ("tok/s", lambda s: _estimated(s.get("throughput")) + _fmt((s.get("throughput") or {}).get("output_tokens_per_s"), 0)),
     ("TPOT mean", lambda s: _estimated(s.get("tpot_ms")) + _ms1(s.get("tpot_ms"), "mean")),
@@ -259,7 +259,8 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
     if any(s.get("format") for s in steps):
         rows += agent_rows(line)
     rows += [
-        line("tolerance", lambda s: f"{s['verdict']['mode']} <= {s['verdict']['cv_threshold']:.2f}"),
+        line("tolerance", lambda s: f"{s['verdict']['mode']} <= {s['verdict']['cv_threshold']:.2f}"
+             if s["verdict"]["cv_threshold"] is not None else "-"),
         line("verdict", _verdict),
     ]
     return header, rows
@@ -306,6 +307,10 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
         out.append(f"circuit breaker tripped at {breaker['at_qps']:g} QPS, higher steps not run: {breaker['reason']}")
     if scorecard.get("interrupted"):
         out.append("the run was interrupted; the last step is partial")
+    spent = [f"{s['qps_target']:g}" for s in scorecard["steps"] if s.get("budget_spent")]
+    if spent:
+        out.append(f"the request budget (--max-turns) ran out during the {spent[0]} QPS step: it ended early; "
+                   "later steps were not run")
     rebuilt = [f"{s['qps_target']:g}" for s in scorecard["steps"] if s.get("recovered")]
     if rebuilt:
         out.append(f"step(s) at {', '.join(rebuilt)} QPS rebuilt from their turn records (the run ended before "
@@ -319,6 +324,12 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
 
 
 def gate_line(scorecard: dict[str, Any]) -> str:
+    found = scorecard.get("find_max")
+    if found and scorecard.get("exit_status") != 130:
+        if found["rate"] is None:
+            return f"find-max: no rate passed every gate (lowest tried {found['failed_at']:g} QPS; exit status 1)"
+        above = f"; {found['failed_at']:g} QPS failed" if found["failed_at"] is not None else ""
+        return f"find-max: {found['rate']:g} QPS is the highest rate at which every gate passed{above}"
     if scorecard.get("exit_status") == 130:
         judged = "PASS" if scorecard["gates"]["passed"] else "FAIL"
         return f"gates: {judged} on a partial run; interrupted (exit status 130)"
@@ -400,7 +411,9 @@ class TerminalWriter:
             console.print(f"  {ESTIMATED_NOTE}", highlight=False)
         for reason in reasons(scorecard):
             console.print(f"  - {reason}", highlight=False)
-        style = "green" if scorecard["gates"]["passed"] else "bold red"
+        found = scorecard.get("find_max")
+        passed = found["rate"] is not None if found else scorecard["gates"]["passed"]
+        style = "green" if passed else "bold red"
         console.print(f"[{style}]{gate_line(scorecard)}[/]")
 
 

@@ -115,6 +115,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
                                                           [n for _, n in per_group.values()], seed)
     result = {
         "qps_target": step["qps_target"],
+        "concurrency": step.get("concurrency"),
         "qps_achieved": round(len(measured) / window_s, 3) if window_s > 0 else 0.0,
         "arrival": step["arrival"],
         "window_s": round(window_s, 3),
@@ -144,7 +145,12 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
         "store": store_stats,
         "interrupted": step.get("interrupted", False),
         "recovered": step.get("recovered", False),
+        "budget_spent": step.get("budget_spent", False),
     }
+    if not measured and step.get("budget_spent"):  # nothing was sent inside its window: nothing to judge
+        result["verdict"] = {"mode": None, "cv_threshold": None, "status": "unmeasured", "checks": [],
+                             "reasons": ["the request budget ran out before its measured window"]}
+        return result
     result["verdict"] = verdict(index, {"cv": latency.cv if latency else None,
                                         "cv_ci": latency.cv_ci95 if latency else None,
                                         "error_rate": error_rate, "error_rate_ci": error_ci,
@@ -272,6 +278,8 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
             }
         latency = result["latency_ms"]
         loss, ocs_figures, fmt = result["context_loss"], result["ocs"], result["format"]
+        if result["verdict"]["status"] == "unmeasured":
+            continue
         result["verdict"] = verdict(index, {
             "cv": latency["cv"] if latency else None, "cv_ci": latency.get("cv_ci95") if latency else None,
             "error_rate": result["errors"]["rate"], "error_rate_ci": result["errors"]["ci95"],
@@ -297,6 +305,7 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
         "breaker": breaker,
         "gates": {**options.gates.as_dict(), "passed": bool(scored) and all(s["verdict"]["status"] != "breach" for s in scored)},
         "interrupted": any(s.get("interrupted") for s in run.steps),
+        "find_max": run_info.get("find_max"),
         "series": {"latency": latency_series(run.turns, run.steps), "steps": step_bounds(run.steps)},
         "scoring": {
             "embedder": options.embedder, "ocs_threshold": options.threshold,

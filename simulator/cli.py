@@ -60,6 +60,13 @@ def cli() -> None:
 @click.option("--api-key", envvar=["CONVSIM_API_KEY", "OPENAI_API_KEY"], metavar="KEY", help="Bearer token (also OPENAI_API_KEY). Never written to any file or log.")
 @header_option()
 @click.option("--qps", default=defaults.DEFAULT_QPS, show_default=True, callback=_qps, metavar="R1,R2,..", help="Target turn rates, one step each, in order.")
+@click.option("--concurrency", default=None, callback=lambda ctx, param, value: _concurrency(value), metavar="N1,N2,..",
+              help="Closed loop instead of --qps: each step keeps N turns in flight, sending the next as soon as "
+                   "one comes back (as vLLM's benchmark and GuideLLM's concurrent mode do). The step's rate is "
+                   "what the target sustained.")
+@click.option("--max-turns", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Request budget: stop sending after N turns in all (the step running then ends early and is "
+                   "scored on what it sent).")
 @click.option("--duration", type=POSITIVE, default=defaults.DEFAULT_DURATION_S, show_default=True, help="Seconds per step.")
 @click.option("--warmup", type=NON_NEGATIVE, default=defaults.DEFAULT_WARMUP_S, show_default=True, help="Seconds at the start of each step left out of its figures.")
 @click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True, help="Slot spacing: evenly spaced, or a Poisson process.")
@@ -95,7 +102,16 @@ def cli() -> None:
                    "by stopping the run ends its session. Every request sent, a retry included, ends in one record.")
 @scoring_options()
 @click.option("--breaker/--no-breaker", default=True, show_default=True, help="Stop escalating after a step that breaches its tolerance or the error-rate gate.")
-def run_command(**opts: Any) -> None:
+@click.option("--find-max", is_flag=True,
+              help="Search the highest rate at which every gate passes: start at the first --qps rate, double "
+                   "while steps pass (halve while they fail), then bisect to --resolution. Probes run "
+                   f"{defaults.FIND_MAX_DURATION_S:g} s with {defaults.FIND_MAX_WARMUP_S:g} s of warm-up unless "
+                   "--duration/--warmup are given. Exit 0 when a passing rate is found, 1 when none is.")
+@click.option("--resolution", type=click.FloatRange(min=0.01, max=1), default=defaults.DEFAULT_RESOLUTION,
+              show_default=True, help="--find-max stops when the lowest failing rate is within this share of the "
+                                      "highest passing one.")
+@click.pass_context
+def run_command(ctx: click.Context, **opts: Any) -> None:
     """Drive stepped load and write a scorecard.
 
     Each step sends turn slots at its rate for --duration seconds (open loop: the schedule
@@ -114,6 +130,14 @@ def run_command(**opts: Any) -> None:
     """
     from simulator.runner import execute  # keeps `convsim --help` fast
 
+    if opts["concurrency"] and opts["find_max"]:
+        raise UsageError("--find-max searches a rate (--qps); give it without --concurrency")
+    if opts["concurrency"] and ctx.get_parameter_source("qps") is not click.core.ParameterSource.DEFAULT:
+        raise UsageError("give --qps (open loop) or --concurrency (closed loop), not both")
+    if opts["find_max"]:
+        for name, short in (("duration", defaults.FIND_MAX_DURATION_S), ("warmup", defaults.FIND_MAX_WARMUP_S)):
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+                opts[name] = short
     if opts["warmup"] >= opts["duration"]:
         raise UsageError(f"--warmup {opts['warmup']:g} must be shorter than --duration {opts['duration']:g}")
     ttl = opts["session_ttl"]
@@ -125,10 +149,24 @@ def run_command(**opts: Any) -> None:
         timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
         breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
-        on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), **scoring_settings(opts),
+        on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), find_max=opts["find_max"],
+        concurrency=opts["concurrency"], max_turns=opts["max_turns"],
+        resolution=opts["resolution"], **scoring_settings(opts),
     )
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
+
+
+def _concurrency(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--concurrency {text!r}: give whole numbers of turns in flight, e.g. --concurrency 8,32") from None
+    if any(v < 1 for v in values):
+        raise UsageError(f"--concurrency {text!r}: each step needs at least 1 turn in flight")
+    return values
 
 
 def _screenshot(text: str) -> tuple[int, int] | None:

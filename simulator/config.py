@@ -21,6 +21,8 @@ DEFAULT_DRAIN_S = 5.0
 DEFAULT_PERSONAS = "builtin"
 ON_TURN_ERROR = ("skip", "retry", "end")  # what a chat session does after a turn whose request failed
 DEFAULT_ON_TURN_ERROR = "retry"
+DEFAULT_RESOLUTION = 0.1  # --find-max: stop when the failing rate is within 10% of the passing one
+FIND_MAX_DURATION_S, FIND_MAX_WARMUP_S = 12.0, 3.0  # --find-max probes, unless --duration/--warmup say
 ASSUMED_LATENCY_S = 1.0  # for sizing the idle sessions a rate needs
 MAX_AUTO_SESSIONS = 20_000  # without --max-sessions: live sessions never exceed this (memory)
 
@@ -116,6 +118,10 @@ class RunConfig:
     loop_repeats: int = 3  # autoglm: the same action this many times in a row is a loop
     coord_bucket: int = 50  # autoglm: tap coordinates compared in buckets of this size (0-999 grid)
     on_turn_error: str = DEFAULT_ON_TURN_ERROR  # skip | retry | end (autoglm sessions always end)
+    max_turns: int | None = None  # request budget: the run stops after sending this many turns
+    concurrency: tuple[int, ...] = ()  # closed-loop steps (workers in flight) instead of qps
+    find_max: bool = False  # search the highest rate at which every gate passes, from qps[0]
+    resolution: float = DEFAULT_RESOLUTION  # --find-max stops when failing / passing rate <= 1 + this
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --header, sent on every request
 
     def __post_init__(self) -> None:

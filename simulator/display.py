@@ -30,7 +30,7 @@ def _rate(progress: Progress, now: float) -> float:
 def status_line(progress: Progress, now: float) -> str:
     elapsed = now - progress.step_started if progress.step >= 0 else 0.0
     return (
-        f"step {progress.step + 1}/{progress.steps} @ {progress.qps_target:g} QPS  "
+        f"step {progress.step + 1}/{progress.steps or '?'} @ {progress.qps_target:g} QPS  "
         f"{min(elapsed, progress.step_duration):5.1f}/{progress.step_duration:g}s  "
         f"rate {_rate(progress, now):7.1f}/s  in flight {progress.in_flight}  "
         f"live sessions {progress.live_sessions}  done {progress.done}  errors {progress.errors}  "

@@ -18,7 +18,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from personas import PersonaScript
 from personas.script import stale_values
@@ -36,7 +36,7 @@ from session_store import (
 )
 from simulator.arrivals import ARRIVALS
 from simulator.client import EndpointClient
-from simulator.config import RunConfig
+from simulator.config import RunConfig, default_max_sessions
 from simulator.errors import EndpointError
 from simulator.profiles import (
     DialogueProfile,
@@ -79,6 +79,7 @@ class StepCounters:
     live_max: int = 0
     live_min_measured: int | None = None  # lowest live-session count inside the measured window
     capped: int = 0  # measured slots unserved because the live-session cap was reached
+    warmup_slots: int = 0  # closed loop: turns sent before the measured window
     in_flight_measure: int | None = None  # turns in flight when the measured window began
     in_flight_max: int = 0
 
@@ -119,7 +120,7 @@ class Engine:
         self.recorder = recorder
         self.run_id = run_id
         self.origin = time.perf_counter() if origin is None else origin
-        self.progress = Progress(steps=len(config.qps))
+        self.progress = Progress(steps=0 if config.find_max else len(config.qps))
         self._scripts = scripts
         self._plans = {s.id: s.probe_plan() for s in scripts}
         self._stated = {s.id: s.stated_facts() for s in scripts}  # per turn, the facts it states
@@ -138,6 +139,7 @@ class Engine:
         self._live = 0
         self._busy = 0  # live sessions with a turn under way (not thinking, not ready)
         self._limit = config.session_limit
+        self._budget = config.max_turns  # turns left to send (--max-turns), None: no budget
         self._idle_limit = config.idle_limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -161,23 +163,43 @@ class Engine:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None,
+                  decide: Callable[[dict[str, Any]], Awaitable[float | None]] | None = None) -> list[dict[str, Any]]:
+        """Run the steps of `config.qps` in order; or, with `decide`, from the first rate on,
+        each step's turns brought home and its record written before `decide` names the
+        next rate (None: stop). The search of --find-max runs this way."""
         last: tuple[dict[str, Any], StoreStats] | None = None
         self.recorder.write({"kind": "personas", "personas": {s.id: s.header() for s in self._scripts}})
         for profile in {s.profile for s in self._scripts}:
             await self._profiles[profile].warm(self._scripts)
-        for index, qps in enumerate(self.config.qps):
-            if self.stopped:
-                break
+        rates: Iterator[float] = iter(self.config.concurrency or self.config.qps)
+        qps: float | None = next(rates)
+        index = 0
+        while qps is not None and not self.stopped and self._budget != 0:
             if last is not None and on_step:
                 on_step(last[0])
             store_before = self.store.stats.snapshot()
-            last = (await self._run_step(index, qps, store_before), store_before)
+            if self.config.concurrency:
+                step_record = await self._run_closed_step(index, int(qps), store_before)
+            else:
+                step_record = await self._run_step(index, qps, store_before)
+            last = (step_record, store_before)
             self.step_records.append(last[0])
-            reason = self._breaker(index, last[0])
+            index += 1
+            if decide is not None:
+                await self._settle()
+                last[0]["store"] = self.store.stats.minus(store_before).as_dict()
+                last[0]["sessions"] = self._session_figures()
+                if on_step:
+                    on_step(last[0])
+                last = None
+                qps = None if self.stopped else await decide(self.step_records[-1])
+                continue
+            reason = self._breaker(index - 1, last[0])
             if reason:
                 last[0]["breaker"] = reason
                 break
+            qps = next(rates, None)
         await self._drain()
         if last is not None:  # the last step's turns finish in the drain: count them too
             last[0]["store"] = self.store.stats.minus(last[1]).as_dict()
@@ -195,7 +217,7 @@ class Engine:
         come back cannot pass on the fast ones. Never on fewer than BREAKER_MIN_TURNS.
         The scorecard re-judges the step on all its turns.
         """
-        if not self.config.breaker or index + 1 >= len(self.config.qps):
+        if not self.config.breaker or index + 1 >= len(self.config.concurrency or self.config.qps):
             return None
         latencies, (done, failed) = self._judged.get(index, ([], [0, 0]))
         now = time.perf_counter()
@@ -227,6 +249,8 @@ class Engine:
         cfg = self.config
         self._step = index
         self._counters = StepCounters(live_max=self._live)
+        if not cfg.max_sessions:  # idle sessions this step's rate needs (--find-max goes past --qps)
+            self._idle_limit = max(self._idle_limit, default_max_sessions(qps, cfg.think_time_s))
         start = time.perf_counter()
         self._measure_from = start + cfg.warmup_s
         p = self.progress
@@ -251,7 +275,7 @@ class Engine:
                 backlog += 1
                 if backlog % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-            if stop.is_set():
+            if stop.is_set() or self._budget == 0:
                 end = clock()
                 break
             self._dispatch(due)
@@ -266,7 +290,11 @@ class Engine:
                     pass
             if stop.is_set():
                 end = min(end, clock())
-        c = self._counters
+        return self._step_record(index, qps, start, end, store_before)
+
+    def _step_record(self, index: int, qps: float, start: float, end: float, store_before: StoreStats,
+                     ) -> dict[str, Any]:
+        cfg, c, stop = self.config, self._counters, self._stop
         return {
             "kind": "step", "step": index, "qps_target": qps, "arrival": cfg.arrival,
             "capped": c.capped, "session_cap": {"live": self._limit, "idle": self._idle_limit},
@@ -274,10 +302,55 @@ class Engine:
                                               "at_end": self.progress.in_flight},
             "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
             "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
+            "budget_spent": self._budget == 0,
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
             "sessions": self._session_figures(),
             "store": self.store.stats.minus(store_before).as_dict(),
         }
+
+    async def _run_closed_step(self, index: int, concurrency: int, store_before: StoreStats) -> dict[str, Any]:
+        """Closed loop: `concurrency` workers, each sending its next turn as soon as its last
+        one came back (to whichever session is ready, else a new one). The step's rate is
+        what the target sustained; it is recorded as qps_target so every figure reads alike."""
+        cfg = self.config
+        self._step = index
+        self._counters = StepCounters(live_max=self._live)
+        start = time.perf_counter()
+        self._measure_from = start + cfg.warmup_s
+        end = start + cfg.duration_s
+        p = self.progress
+        p.step, p.qps_target, p.step_started, p.step_duration = index, float(concurrency), start, cfg.duration_s
+        await asyncio.gather(*(self._worker(index, end) for _ in range(concurrency)))
+        end = min(end, time.perf_counter())
+        window = max(end - self._measure_from, 1e-9)
+        sent = self._counters.slots - self._counters.warmup_slots
+        record = self._step_record(index, round(sent / window, 3), start, end, store_before)
+        record.update({"mode": "closed", "concurrency": concurrency, "arrival": "closed"})
+        return record
+
+    async def _worker(self, index: int, end: float) -> None:
+        clock = time.perf_counter
+        while not self._stop.is_set() and self._budget != 0 and (now := clock()) < end:
+            session = self._take_ready(now) or self._start_group(closed=True)
+            if session is None:  # the live-session cap: wait for one to be ready
+                wait = self._ready[0][0] - now if self._ready else 0.05
+                await asyncio.sleep(min(max(wait, 0.001), end - now))
+                continue
+            measured = now >= self._measure_from
+            c = self._counters
+            c.slots += 1
+            if not measured:
+                c.warmup_slots += 1
+            elif c.in_flight_measure is None:
+                c.in_flight_measure = self.progress.in_flight
+            ticket = (index, next(self._turn_ids))
+            self._busy += 1
+            if self._budget is not None:
+                self._budget -= 1
+            if measured:
+                self._pending_measured[index] = self._pending_measured.get(index, 0) + 1
+                self._in_flight[ticket] = now
+            await self._turn(session, now, index, measured, ticket)
 
     def _session_figures(self) -> dict[str, Any]:
         """Sessions of the current step. started = completed + state_lost + ended_error +
@@ -312,6 +385,8 @@ class Engine:
         if measured:
             self._pending_measured[self._step] = self._pending_measured.get(self._step, 0) + 1
             self._in_flight[ticket] = due
+        if self._budget is not None:
+            self._budget -= 1
         task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -321,12 +396,13 @@ class Engine:
             return heapq.heappop(self._ready)[2]
         return None
 
-    def _start_group(self) -> LiveSession | None:
+    def _start_group(self, closed: bool = False) -> LiveSession | None:
         """A new replica group, unless the live-session cap (--max-sessions, or the memory
         bound) or the idle cap is reached. Sessions waiting on the target do not count
         against the idle cap: the live count follows the latency (Little's law)."""
         replicas = self.config.replicas
-        if self._live + replicas > self._limit or self._live - self._busy + replicas > self._idle_limit:
+        idle_full = not closed and self._live - self._busy + replicas > self._idle_limit
+        if self._live + replicas > self._limit or idle_full:
             return None
         script = self._rng.choices(self._scripts, cum_weights=self._weights)[0]
         facts = script.draw_facts(self._rng)
@@ -518,6 +594,11 @@ class Engine:
         return "conflict", f"still conflicting after {CAS_RETRIES} retries"
 
     # -- end -------------------------------------------------------------------------
+    async def _settle(self) -> None:
+        """Wait, sending nothing, until every turn under way has come back (or timed out)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.config.timeout_s + 1.0)
+
     async def _drain(self) -> None:
         if not self._tasks:
             return

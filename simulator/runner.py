@@ -16,13 +16,13 @@ import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from rich.console import Console
 
 from personas import PersonaError, PersonaScript, load_personas
 from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
-from scoring.embed import embedder_problem
+from scoring.embed import embedder_problem, load_embedder
 from scoring.judges import JudgeError
 from scoring.render import write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
@@ -33,6 +33,7 @@ from simulator.engine import Engine
 from simulator.errors import ContextOverflow, EndpointError, ModelNotFound, UsageError
 from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
+from simulator.search import RateSearch
 from simulator.target import TargetConfig, TargetProcess
 from simulator.target.server import DEFAULT_JUDGE_MODEL
 
@@ -169,8 +170,9 @@ async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_
         interrupts.install(asyncio.get_running_loop())
         progress = asyncio.create_task(show_progress(engine.progress))
         flusher = asyncio.create_task(_flush_every(recorder))
+        decide = rate_search(config, out, run_info, recorder, console) if config.find_max else None
         try:
-            await engine.run(on_step=recorder.write)
+            await engine.run(on_step=recorder.write, decide=decide)
         finally:
             for task in (progress, flusher):
                 task.cancel()
@@ -180,6 +182,29 @@ async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_
     finally:
         await client.aclose()
         await store.aclose()
+
+
+def rate_search(config: RunConfig, out: Path, run_info: dict[str, Any], recorder: RecordWriter,
+                console: Console) -> Callable[[dict[str, Any]], Awaitable[float | None]]:
+    """--find-max: after each probe, score the records so far (every gate, off the event
+    loop) and name the next rate; the search's summary goes in run_info["find_max"]."""
+    search = RateSearch(config.qps[0], config.resolution)
+    options = judge_options(config)
+    embedder = load_embedder(options.embedder, options.device)
+    run_info["find_max"] = search.summary()
+
+    async def decide(step: dict[str, Any]) -> float | None:
+        recorder.flush()
+        card = await asyncio.to_thread(build_scorecard, out / "records.jsonl", run_info, options, embedder)
+        verdict = card["steps"][-1]["verdict"]
+        rate = search.next_rate(step["qps_target"], verdict["status"])
+        run_info["find_max"] = search.summary()
+        why = f": {'; '.join(verdict['reasons'])}" if verdict["status"] == "breach" else ""
+        then = f"next {rate:g} QPS" if rate is not None else "done"
+        console.print(f"find-max: {step['qps_target']:g} QPS {verdict['status'].upper()}{why}; {then}", soft_wrap=True)
+        return rate
+
+    return decide
 
 
 async def _flush_every(recorder: RecordWriter, every_s: float = 0.5) -> None:
@@ -258,6 +283,8 @@ def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Consol
     console.print("files: " + "  ".join(str(p) for p in written))
     if interrupted:
         return EXIT_INTERRUPTED
+    if scorecard.get("find_max"):
+        return EXIT_OK if scorecard["find_max"]["rate"] is not None else EXIT_GATE_FAILED
     return EXIT_OK if scorecard["gates"]["passed"] else EXIT_GATE_FAILED
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_RESOLUTION = 0.1  # stop when the failing rate is within 10% of the passing one
+from simulator.config import DEFAULT_RESOLUTION
+
 MAX_PROBES = 16
 MIN_RATE = 0.25  # below this, nothing passes: stop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,55 @@ def test_slow_answers_get_the_sessions_littles_law_asks_for(tmp_path: Path) -> N
     assert step["offered"]["unserved"] == 0 and step["offered"]["ratio"] >= 0.99, step["offered"]
     assert step["sessions"]["live_max"] > 120
     assert {c["gate"]: c["status"] for c in step["verdict"]["checks"]}["served"] == "pass"
+
+
+def capacity_of(target: TargetConfig) -> float:
+    """Turns/s a saturated reference target serves: every slot busy, each answer slowed by the
+    batch factor at full load."""
+    return target.capacity / (target.service_ms / 1000 * (1 + target.batch_slowdown))
+
+
+@pytest.mark.slow
+def test_closed_loop_measures_the_capacity_and_find_max_finds_it(tmp_path: Path) -> None:
+    busy = TargetConfig(model="m", capacity=8, service_ms=200)
+    truth = capacity_of(busy)  # 26.7 turns/s
+    with TargetProcess(busy) as process:
+        closed = convsim("run", "--target", process.base_url, "--out", str(tmp_path / "closed"), "--model", "m",
+                         "--concurrency", "16,32", "--duration", "5", "--warmup", "1.5", "--no-breaker", timeout=120)
+        assert closed.returncode in (0, 1), closed.stderr
+        card = json.loads((tmp_path / "closed" / "scorecard.json").read_text())
+        assert [s["concurrency"] for s in card["steps"]] == [16, 32]
+        for step in card["steps"]:  # past saturation, more turns in flight only queue
+            assert abs(step["qps_target"] / truth - 1) < 0.05, (step["qps_target"], truth)
+            assert step["offered"]["ratio"] is None  # a closed loop asks for no rate
+
+        started = time.monotonic()
+        found = convsim("run", "--target", process.base_url, "--out", str(tmp_path / "max"), "--model", "m",
+                        "--find-max", "--qps", "2", timeout=300)
+        elapsed = time.monotonic() - started
+    assert found.returncode == 0, found.stdout[-2000:] + found.stderr[-2000:]
+    result = json.loads((tmp_path / "max" / "scorecard.json").read_text())["find_max"]
+    assert abs(result["rate"] / truth - 1) <= 0.10, (result, truth)
+    assert result["failed_at"] > result["rate"] and len(result["probes"]) >= 4
+    assert f"find-max: {result['rate']:g} QPS is the highest rate at which every gate passed" in found.stdout
+    assert elapsed < 180
+
+
+@pytest.mark.slow
+def test_the_request_budget_sends_exactly_that_many_turns(tmp_path: Path) -> None:
+    code, card, stdout = run_against(TargetConfig(model="m", service_ms=10), tmp_path / "a", "--qps", "20,40",
+                                     "--max-turns", "50", "--tolerance", "recovery")
+    records = (tmp_path / "a" / "records.jsonl").read_text().splitlines()
+    assert sum(1 for line in records if '"kind":"turn"' in line) == 50
+    assert card["steps"][-1]["budget_spent"] and "--max-turns" in stdout
+    assert code == (0 if card["gates"]["passed"] else 1)
+
+
+@pytest.mark.slow
+def test_lost_session_state_fails_the_run(tmp_path: Path) -> None:
+    """A TTL shorter than the think time: stored state expires between turns."""
+    code, card, stdout = run_against(TargetConfig(model="m", service_ms=10), tmp_path / "a", "--qps", "20",
+                                     "--think-time", "2", "--session-ttl", "1", "--tolerance", "recovery")
+    step = card["steps"][0]
+    assert step["sessions"]["state_lost"] > 0 and step["state_lost_share"] > 0
+    assert code == 1 and "sessions with lost state" in stdout and "--max-state-lost" in stdout

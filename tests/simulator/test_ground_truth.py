@@ -2,7 +2,7 @@
 flips, paraphrases and errors at known rates; the scorecard must recover each rate.
 
 A 95% interval misses the truth one time in twenty by design, so these tests check the
-injected rate against the 99.9% interval of the same counts (and the reported 95% interval
+injected rate against a 99.9% interval of the same counts (and the reported 95% interval
 against the replica-group bootstrap recomputed from the records): they fail for a biased
 judge, not for an unlucky draw.
 """
@@ -57,6 +57,12 @@ def holds(rate: float, part: int, whole: int, reported: list[float] | None = Non
         assert sum(n for _, n in by_group.values()) == whole
         expected, _ = clustered_rate_interval([k for k, _ in by_group.values()], [n for _, n in by_group.values()])
         assert reported == pytest.approx(expected, abs=1e-6)
+        # Turns of a session are correlated (a failed turn is retried, replicas share their
+        # bodies): widen the reported 95% interval to 99.9% as the truth check.
+        low, high = reported
+        widen = (Z999 / 1.96 - 1) * (high - low) / 2
+        if low - widen <= rate <= high + widen:
+            return True
     low, high = wilson(part, whole, z=Z999)
     return low <= rate <= high
 
