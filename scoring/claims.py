@@ -309,7 +309,8 @@ def _stem(token: str) -> str:
     if token.isascii() and len(token) > 4:
         for suffix in ("ing", "ed", "es", "s"):
             if token.endswith(suffix):
-                return token[: -len(suffix)]
+                stem = token[: -len(suffix)]
+                return token if stem in _NEGATIONS_EN else stem  # "noted" is not "not"
     return token
 
 
