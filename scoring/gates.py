@@ -6,7 +6,8 @@ breach. `auto` picks strict for the lowest step, elastic above it, recovery afte
 Gates add absolute limits: error rate, OCS, context loss, phone-agent format compliance, an
 optional hard CV cap and latency percentiles, and the load itself: a step that could not
 offer its rate (convsim's limit), a target that fell behind the rate it was offered
-(saturation), sessions whose stored state was lost. A step breaches when any check fails. By default a check compares
+(saturation), sessions whose stored state was lost, session-state writes that failed (any
+store error: the state did not persist), turns that failed inside convsim. A step breaches when any check fails. By default a check compares
 the point estimate with its limit; with `gate_on="interval"` a check fails only when the
 whole 95% interval is on the wrong side (fewer failures from small samples, at the price of
 passing borderline steps). The engine's circuit breaker uses the same function on the
@@ -38,6 +39,8 @@ class Gates:
     max_unserved: float | None = 0.01  # slots with no session to send them / slots
     min_served: float | None = 0.95  # turns the target finished / turns sent, inside the window
     max_state_lost: float | None = 0.0  # sessions whose stored state was lost / sessions
+    max_store_failed: float | None = 0.0  # session-state writes that failed (any store error class) / writes
+    max_internal: int | None = 0  # turns that failed inside convsim (status `internal`, a bug)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -78,6 +81,11 @@ LOAD_LIMITS = (
     ("unserved", "unserved", "max_unserved", True),
     ("served", "served", "min_served", False),
 )
+# Integrity checks, with their reason too: session state that did not persist, turns convsim itself failed.
+INTEGRITY_LIMITS = (
+    ("store_failed", "store_failed", "max_store_failed", True),
+    ("internal", "internal", "max_internal", True),
+)
 
 
 def _past(figures: dict[str, Any], key: str, limit: float, high_is_bad: bool, gates: Gates) -> bool:
@@ -117,7 +125,7 @@ def verdict(index: int, figures: dict[str, Any], previous_breached: bool, gates:
         if past:
             flag = "--" + attribute.replace("_", "-")
             reasons.append(f"{label} {value:{shown[0]}} {'>' if high_is_bad else '<'} {flag} {limit:{shown[1]}}{note}")
-    for gate, key, attribute, high_is_bad in LOAD_LIMITS:
+    for gate, key, attribute, high_is_bad in LOAD_LIMITS + INTEGRITY_LIMITS:
         value, limit = figures.get(key), getattr(gates, attribute)
         if value is None or limit is None:
             continue

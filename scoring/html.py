@@ -11,7 +11,7 @@ import math
 from html import escape
 from typing import Any, Sequence
 
-from scoring.render import NOTES, detail_rows, gate_line, reasons, summary_rows
+from scoring.render import NOTES, detail_rows, gate_line, reasons, run_passed, summary_rows
 
 W, H = 560, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 34, 44
@@ -149,7 +149,7 @@ class HtmlWriter:
         target = card.get("target") or {}
         header, body = summary_rows(card)
         detail_header, detail_body = detail_rows(card)
-        passed = card["gates"]["passed"]
+        passed = run_passed(card)
         notes = "".join(f"<li>{escape(r)}</li>" for r in reasons(card))
         scoring = card.get("scoring") or {}
         return f"""<!doctype html>

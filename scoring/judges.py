@@ -135,7 +135,7 @@ class NliJudge:
         try:
             from sentence_transformers import CrossEncoder
         except ImportError:
-            raise JudgeError("--judge nli: sentence-transformers is not installed; pip install sentence-transformers") from None
+            raise JudgeError("--judge nli: sentence-transformers is not installed; pip install 'convsim[st]'") from None
         try:
             encoder = CrossEncoder(str(Path(self.model).expanduser()) if self.model.startswith("~") else self.model,
                                    device=self.device)

@@ -117,11 +117,30 @@ def state_lost_share(step: dict[str, Any], measured: list[dict[str, Any]]) -> fl
     return round(min(1.0, lost / sessions), 4) if sessions else 1.0
 
 
+def integrity_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """Did the run keep its promises: every state write landed (`store_failed`: the share
+    of the step's state writes that failed), no turn failed inside convsim (`internal`)."""
+    store = result.get("store") or {}
+    attempts, failed = store.get("write_attempts", 0), store.get("failed_writes", 0)
+    figures: dict[str, Any] = {"store_failed": round(failed / attempts, 6) if attempts else 0.0,
+                               "store_failed_reason": None,
+                               "internal": (result.get("errors") or {}).get("internal_turns", 0), "internal_reason": None}
+    if failed:
+        classes = ", ".join(f"{name} {n}" for name, n in (store.get("failed_by_class") or {}).items())
+        figures["store_failed_reason"] = (f"session state did not persist: {failed} of {attempts} state writes "
+                                          f"failed ({classes})")
+    if figures["internal"]:
+        figures["internal_reason"] = (f"{figures['internal']} turns failed inside convsim (status 'internal', a "
+                                      "convsim bug: the error is in records.jsonl)")
+    return figures
+
+
 def verdict_figures(result: dict[str, Any]) -> dict[str, Any]:
     """The load figures of a scored step, as `scoring.gates.verdict` reads them."""
     offer, serve = result["offered"], result["served"]
     lat = result.get("latency_all_ms") or {}
     return {
+        **integrity_figures(result),
         "p95": lat.get("p95"), "p99": lat.get("p99"), "state_lost": result["state_lost_share"],
         "achieved": offer["ratio"], "achieved_noise": offer["noise"],
         "achieved_reason": offer["reason"] or f"sent {offer['ratio']:.1%} of the turns the rate asks for"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -182,10 +183,34 @@ def stream_table(scorecard: dict[str, Any]) -> Table:
     return table
 
 
-def summary_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
+def summary_rows(scorecard: dict[str, Any], columns: list[tuple[str, Callable[[dict[str, Any]], str]]] | None = None,
+                 ) -> tuple[Row, list[Row]]:
     """The one-line-per-step table performance engineers read first."""
-    header = [name for name, _ in SUMMARY_COLUMNS]
-    return header, [[cell(step) for _, cell in SUMMARY_COLUMNS] for step in scorecard["steps"]]
+    columns = columns or SUMMARY_COLUMNS
+    header = [name for name, _ in columns]
+    return header, [[cell(step) for _, cell in columns] for step in scorecard["steps"]]
+
+
+def _point(figures: dict[str, Any] | None, key: str, form: str) -> str:
+    value = (figures or {}).get(key)
+    return "-" if value is None else format(value, form) + _mark(figures or {})
+
+
+# The summary for terminals narrower than WIDE_TERMINAL: point values only (intervals are in
+# scorecard.md, report.html and scorecard.json), about 70 columns.
+WIDE_TERMINAL = 150
+COMPACT_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    SUMMARY_COLUMNS[0],
+    ("sent/s", SUMMARY_COLUMNS[1][1]),
+    ("p50 ms", lambda s: _lat(s, "p50")),
+    ("p99 ms", lambda s: _lat(s, "p99")),
+    ("CV", lambda s: _point(s["latency_ms"], "cv", ".3f")),
+    ("errors", lambda s: _point(s["errors"], "rate", ".1%")),
+    ("loss", lambda s: _point(s.get("context_loss") if (s.get("context_loss") or {}).get("probes") else None,
+                              "rate", ".1%")),
+    ("OCS", lambda s: _point(s.get("ocs"), "value", ".3f")),
+    SUMMARY_COLUMNS[-1],
+]
 
 
 def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
@@ -323,6 +348,12 @@ def reasons(scorecard: dict[str, Any]) -> list[str]:
     return out
 
 
+def run_passed(scorecard: dict[str, Any]) -> bool:
+    """What the run's verdict says: every gate passed or, for --find-max, a passing rate was found."""
+    found = scorecard.get("find_max")
+    return found["rate"] is not None if found else bool(scorecard["gates"]["passed"])
+
+
 def gate_line(scorecard: dict[str, Any]) -> str:
     found = scorecard.get("find_max")
     if found and scorecard.get("exit_status") != 130:
@@ -397,13 +428,17 @@ class TerminalWriter:
         return console.export_text()
 
     def print(self, scorecard: dict[str, Any], console: Console) -> None:
-        header, body = summary_rows(scorecard)
-        grid = Table(title=f"convsim scorecard - run {scorecard.get('run_id')}", title_justify="left")
+        narrow = console.width < WIDE_TERMINAL
+        header, body = summary_rows(scorecard, COMPACT_COLUMNS if narrow else None)
+        grid = Table(title=f"convsim scorecard - run {scorecard.get('run_id')}", title_justify="left",
+                     box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
         for index, name in enumerate(header):
             grid.add_column(name, justify="right" if 0 < index < len(header) - 1 else "left", no_wrap=True)
         for row in body:
             grid.add_row(*row[:-1], f"[{STATUS_STYLE.get(row[-1], '')}]{row[-1]}[/]")
         console.print(grid)
+        if narrow:
+            console.print("  95% intervals: scorecard.md, report.html (or a terminal 150 columns wide)", highlight=False)
         if any(UNRELIABLE in cell for row in body for cell in row):
             console.print(f"  {UNRELIABLE} interval from fewer replica groups than it needs: read it as rough", highlight=False)
         console.print(stream_table(scorecard))
@@ -411,9 +446,7 @@ class TerminalWriter:
             console.print(f"  {ESTIMATED_NOTE}", highlight=False)
         for reason in reasons(scorecard):
             console.print(f"  - {reason}", highlight=False)
-        found = scorecard.get("find_max")
-        passed = found["rate"] is not None if found else scorecard["gates"]["passed"]
-        style = "green" if passed else "bold red"
+        style = "green" if run_passed(scorecard) else "bold red"
         console.print(f"[{style}]{gate_line(scorecard)}[/]")
 
 
@@ -459,11 +492,27 @@ FILE_WRITERS = ("json", "md", "html", "junit")
 
 
 def write_scorecards(scorecard: dict[str, Any], out: Path) -> list[Path]:
-    """Every file form of one scorecard into a run folder; returns the paths written."""
+    """Every file form of one scorecard into a run folder; returns the paths written.
+
+    Each file is written whole or not at all: into a temp file beside it, synced, then
+    renamed over the old one (os.replace), so a full disk or a kill never leaves a cut
+    scorecard.json. A failed write removes its temp file and raises the OSError."""
+    import os
+
     written = []
     for name in FILE_WRITERS:
         writer = WRITERS[name]()
         path = out / writer.filename
-        path.write_text(writer.render(scorecard), encoding="utf-8")
+        data = writer.render(scorecard).encode("utf-8")
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         written.append(path)
     return written

@@ -30,7 +30,11 @@ from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summ
 from scoring.streaming import stream_figures
 
 SCHEMA = "convsim.scorecard/1"
-ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled")
+ERROR_CLASSES = ("timeout", "connect", "http_4xx", "http_5xx", "context_overflow", "protocol", "cancelled",
+                 "internal")
+# Store errors by class (as session_store counts them), and the turn store statuses of a write that did not land.
+STORE_ERROR_CLASSES = ("unavailable", "read_only", "out_of_memory", "script_error", "corrupt", "timeout")
+FAILED_WRITES = ("error", "cancelled", "conflict")
 SERIES_BIN_S = 1.0
 
 
@@ -102,9 +106,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     corrected = summarize([t["t_done"] - t["t_sched"] for t in ok], sessions, seed)
     ttft = [t["t_first"] - t["t_sent"] for t in ok if t.get("t_first") is not None]
     lag = [t["t_sent"] - t["t_sched"] for t in measured]
-    store_stats = dict(step["store"])
-    store_stats.setdefault("expired", 0)
-    store_stats["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
+    store_stats = store_figures(step, [t for t in turns if t["step"] == step["step"]])
     error_rate = round(failed / len(judged), 6) if judged else 0.0
     per_group: dict[str, list[int]] = {}
     for t in judged:
@@ -131,6 +133,8 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
             "rate": error_rate,
             "ci95": error_ci, "ci_reliable": error_ci_reliable, "groups": len(per_group),
             "by_class": {name: by_class.get(name, 0) for name in ERROR_CLASSES},
+            # turns of the whole step (warm-up included) that failed inside convsim: any fails the step
+            "internal_turns": sum(1 for t in turns if t["step"] == step["step"] and t["status"] == "internal"),
         },
         "latency_ms": latency.as_dict() if latency else None,
         "corrected_latency_ms": corrected.as_dict() if corrected else None,
@@ -156,6 +160,22 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
                                         "error_rate": error_rate, "error_rate_ci": error_ci,
                                         **verdict_figures(result)}, previous_breached, gates)
     return result
+
+
+def store_figures(step: dict[str, Any], step_turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The store counters of a step's record, its store errors by class (`errors`), and,
+    from the turn records of the whole step (warm-up included), the state writes that did
+    not land: `failed_writes` of `write_attempts`, by class (`failed_by_class`). Counted
+    from the turns, they are known even for a step whose own record was never written."""
+    figures = dict(step.get("store") or {})
+    figures.setdefault("expired", 0)
+    figures["state_lost"] = step["sessions"].get("state_lost", 0)  # sessions ended by lost state
+    figures["errors"] = {name: int(figures.get(name, 0)) for name in STORE_ERROR_CLASSES}
+    failed = Counter(t.get("store_class") or "unknown" for t in step_turns if t.get("store") in FAILED_WRITES)
+    figures["write_attempts"] = sum(1 for t in step_turns if t.get("store") not in (None, "skipped"))
+    figures["failed_writes"] = sum(failed.values())
+    figures["failed_by_class"] = dict(sorted(failed.items()))
+    return figures
 
 
 def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

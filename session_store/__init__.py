@@ -6,8 +6,12 @@ Exceptions::
       VersionConflict     stored version differs from the expected one
       SessionNotFound     no state (expired, evicted, never written)
       StateRegressed      stored version below one already seen (lost update)
-      StoreUnavailable    Redis unreachable or failing
-      CorruptState        a stored value that does not deserialize
+      StoreUnavailable    Redis unreachable, failing or too slow; `kind` names the class:
+                          unavailable, read_only, out_of_memory, script_error, timeout
+      CorruptState        a stored value that does not deserialize (kind "corrupt")
+
+Store errors are counted by class in `StoreStats` (`errors()`); the classes are
+`session_store.errors.STORE_ERROR_CLASSES`.
 """
 
 from session_store.embedded import HOW_TO_GET_REDIS, EmbeddedRedis, find_redis_server

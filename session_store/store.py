@@ -12,27 +12,37 @@ backoff for a bounded time (`unavailable_after_s`), then raises `StoreUnavailabl
 whose reply was lost may have been applied: its retry carries the same token, and the script
 recognises its own write (version already bumped by this token) instead of reporting a
 conflict, so a retried write is applied exactly once.
+
+Every error an operation ends with has a class (see `session_store.errors`) and is counted
+in `StoreStats` under it. A caller that must not wait on a stalled server runs its
+operations under `deadline(seconds)`: retries stop before it, and an operation still
+waiting for its answer when it passes raises the class ``timeout``. `probe_write` writes
+and deletes a probe key before any load, so a read-only replica or a full server is found
+before the first turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from session_store.errors import (
+    STORE_ERROR_CLASSES,
     CorruptState,
     SessionNotFound,
     StateRegressed,
@@ -47,7 +57,10 @@ DEFAULT_POOL_SIZE = 64
 DEFAULT_UNAVAILABLE_AFTER_S = 15.0
 KEY_PREFIX = "convsim"
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+PROBE_TTL_MS = 60_000  # a probe key left by a crash between its write and its delete expires
 T = TypeVar("T")
+# When the operations of the current task must have given up (time.monotonic()), set by `deadline`.
+_DEADLINE: ContextVar[float | None] = ContextVar("convsim_store_deadline", default=None)
 
 # KEYS[1] = state key; ARGV = expected version, payload, ttl in ms (0 = no expiry), token.
 # Returns {new_version, server_ms} on success (also when this token's write is already
@@ -81,8 +94,11 @@ class StoreStats:
 
     `expired` counts writes that found their session gone (TTL expiry, eviction, a Redis
     restart); `lost_updates` counts stored versions found below one already seen;
-    `reconnects` counts operations retried after a dropped connection; `unavailable`
-    counts operations given up after `unavailable_after_s`.
+    `reconnects` counts operations retried after a dropped connection. Operations that
+    failed are counted by class (STORE_ERROR_CLASSES): `unavailable` (given up after
+    `unavailable_after_s` or the caller's deadline, or an error of no other class),
+    `read_only`, `out_of_memory`, `script_error`, `corrupt` and `timeout`; `errors()` gives
+    them as one dict.
     """
 
     writes: int = 0
@@ -93,6 +109,10 @@ class StoreStats:
     reconnects: int = 0
     unavailable: int = 0
     corrupt: int = 0
+    read_only: int = 0
+    out_of_memory: int = 0
+    script_error: int = 0
+    timeout: int = 0
 
     def snapshot(self) -> "StoreStats":
         return StoreStats(**self.as_dict())
@@ -102,6 +122,15 @@ class StoreStats:
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def errors(self) -> dict[str, int]:
+        """Failed operations by class, every class named."""
+        return {name: getattr(self, name) for name in STORE_ERROR_CLASSES}
+
+    def count(self, kind: str) -> None:
+        """One more failed operation of class `kind` (unknown classes count as unavailable)."""
+        name = kind if kind in STORE_ERROR_CLASSES else "unavailable"
+        setattr(self, name, getattr(self, name) + 1)
 
 
 def redact_url(url: str) -> str:
@@ -157,27 +186,48 @@ class RedisSessionStore:
         return f"{self._prefix}:{self._run_id}:{{{session_id}}}"
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis operation, retrying dropped connections for a bounded time."""
+        """Run one Redis operation, retrying dropped connections for a bounded time (and
+        never past the caller's `deadline`); any other error is raised with its class."""
         deadline: float | None = None
         delay = 0.01
         while True:
             try:
                 return await operation()
-            except NoScriptError:
-                raise
             except _TRANSIENT as exc:
                 now = time.monotonic()
                 deadline = deadline or now + self._unavailable_after_s
-                if now >= deadline:
-                    self.stats.unavailable += 1
-                    raise StoreUnavailable(
-                        f"Redis at {self._where} unavailable for {self._unavailable_after_s:g} s: {_clean(exc)}"
-                    ) from None
+                caller = _DEADLINE.get()
+                if now >= deadline or (caller is not None and now + delay >= caller):
+                    self.stats.count("unavailable")
+                    waited = f"{self._unavailable_after_s:g} s" if now >= deadline else "until the store deadline"
+                    raise StoreUnavailable(f"Redis at {self._where} unavailable for {waited}: {_clean(exc)}") from None
                 self.stats.reconnects += 1
                 await asyncio.sleep(min(delay, deadline - now) * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 0.5)
-            except RedisError as exc:
-                raise StoreUnavailable(f"Redis at {self._where}: {_clean(exc)}") from None
+            except RedisError as exc:  # the server answered with an error (NoScriptError included)
+                kind = classify(exc)
+                self.stats.count(kind)
+                raise StoreUnavailable(f"Redis at {self._where}: {_clean(exc)}", kind) from None
+
+    @contextlib.asynccontextmanager
+    async def deadline(self, seconds: float) -> AsyncIterator[None]:
+        """Operations inside end within `seconds`: a server that keeps refusing connections
+        raises class ``unavailable`` before the deadline; one that holds an operation
+        unanswered past it (stopped, stalled, a pool with no free connection) raises
+        ``timeout``. A write cut off this way may still land when the server wakes up."""
+        token = _DEADLINE.set(time.monotonic() + seconds)
+        timer = asyncio.timeout(seconds)
+        try:
+            async with timer:
+                yield
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            self.stats.count("timeout")
+            raise StoreUnavailable(f"Redis at {self._where}: no answer within the {seconds:g} s store deadline "
+                                   "(a write cut off may still land)", "timeout") from None
+        finally:
+            _DEADLINE.reset(token)
 
     async def ping(self) -> None:
         """Check the server answers and load the script; raises StoreUnavailable at once."""
@@ -185,6 +235,28 @@ class RedisSessionStore:
             await self._redis.ping()
             self._sha = await self._redis.script_load(CAS_SCRIPT)
         except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis at {self._where} is not reachable: {_clean(exc)}") from None
+
+    async def probe_write(self) -> None:
+        """Write a probe key through the compare-and-set script and delete it, before any
+        load: a read-only replica, a server at maxmemory with noeviction or a user without
+        write rights raises StoreUnavailable (with its class) at once, with what to do."""
+        key = f"{self._prefix}:{self._run_id}:probe:{{{self._token_prefix}}}"
+        try:
+            if self._sha is None:
+                self._sha = await self._redis.script_load(CAS_SCRIPT)
+            await self._redis.evalsha(self._sha, 1, key, 0, b"probe", PROBE_TTL_MS, f"{self._token_prefix}probe")
+            await self._redis.delete(key)
+        except RedisError as exc:
+            kind = classify(exc)
+            hint = {
+                "read_only": "it is a read-only replica; give the URL of the primary",
+                "out_of_memory": "it is full (maxmemory reached, eviction policy noeviction); free memory, raise "
+                                 "maxmemory or set a volatile-* maxmemory-policy",
+            }.get(kind, "session state could not be written there")
+            raise StoreUnavailable(f"Redis at {self._where} refused a test write: {hint} ({_clean(exc)})",
+                                   kind) from None
+        except OSError as exc:
             raise StoreUnavailable(f"Redis at {self._where} is not reachable: {_clean(exc)}") from None
 
     async def aclose(self) -> None:
@@ -236,7 +308,7 @@ class RedisSessionStore:
             data = payload.encode() if isinstance(payload, str) else payload
             state = SessionState.from_bytes(data, int(version), int(stamp or 0))
         except (ValueError, KeyError, TypeError) as exc:
-            self.stats.corrupt += 1
+            self.stats.count("corrupt")
             raise CorruptState(key, str(exc)) from None
         if state.version < floor:
             self.stats.lost_updates += 1
@@ -279,9 +351,26 @@ class RedisSessionStore:
         return int(await self._call(lambda: self._redis.pttl(self.key(session_id))))
 
 
+def classify(exc: RedisError) -> str:
+    """The class (STORE_ERROR_CLASSES) of an error Redis answered with. Redis 6 wraps an
+    error raised inside a script ("ERR Error running script ... -READONLY ..."), so the
+    text is searched, not only its first word."""
+    text = str(exc)
+    if isinstance(exc, ReadOnlyError) or "READONLY" in text:
+        return "read_only"
+    if isinstance(exc, OutOfMemoryError) or text.startswith("OOM") or "-OOM" in text or "OOM command" in text:
+        return "out_of_memory"
+    if isinstance(exc, NoScriptError) or "Error running script" in text or "user_script" in text or "script:" in text:
+        return "script_error"
+    return "unavailable"
+
+
 def _clean(exc: BaseException, url: str | None = None) -> str:
-    """An exception's message without any password it might quote."""
+    """An exception's message without any password it might quote; an error that Redis 6
+    wrapped in "Error running script (call to f_...): @user_script:N: ... -ERROR" unwrapped."""
     text = str(exc) or type(exc).__name__
+    if "Error running script" in text and ": -" in text:
+        text = text.rsplit(": -", 1)[1].strip() + " (in the compare-and-set script)"
     if url:
         password = urlsplit(url).password
         if password:

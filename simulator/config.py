@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scoring import DEFAULT_EMBEDDER, DEFAULT_THRESHOLD, Gates
+from simulator.redact import REDACTED, SECRET_NAME
 
 DEFAULT_MODEL = "autoglm-phone-9b"
 DEFAULT_QPS = "50,200,500"
@@ -25,6 +26,14 @@ DEFAULT_RESOLUTION = 0.1  # --find-max: stop when the failing rate is within 10%
 FIND_MAX_DURATION_S, FIND_MAX_WARMUP_S = 12.0, 3.0  # --find-max probes, unless --duration/--warmup say
 ASSUMED_LATENCY_S = 1.0  # for sizing the idle sessions a rate needs
 MAX_AUTO_SESSIONS = 20_000  # without --max-sessions: live sessions never exceed this (memory)
+MAX_SESSIONS = 100_000  # --max-sessions at most: ~40 KiB a live session (11,255 live took 431 MiB)
+# One process measured 2,000-3,300 turns/s on 2 cores (README, Performance); a rate far past what
+# any one process can send only piles up live sessions and dispatch lag, so it is refused.
+MAX_QPS = 10_000.0
+MEASURED_CEILING = "2,000-3,300 turns/s on 2 cores"
+MAX_CONCURRENCY = MAX_AUTO_SESSIONS  # --concurrency: turns in flight at most
+MAX_SECONDS = 7 * 24 * 3600.0  # durations, think times, timeouts, TTLs: more than a week is a typo
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def parse_qps(text: str) -> tuple[float, ...]:
@@ -37,17 +46,58 @@ def parse_qps(text: str) -> tuple[float, ...]:
         except ValueError:
             raise ValueError(f"{part!r} is not a number; give rates like --qps 50,200,500") from None
         if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{part!r} must be a positive rate in requests per second")
+            raise ValueError(f"{part!r} must be a positive rate in requests per second, a finite number")
+        if value > MAX_QPS:
+            raise ValueError(f"{part} turns/s is more than one convsim process can offer (at most {MAX_QPS:,.0f}; "
+                             f"measured {MEASURED_CEILING}, see convsim bench); give a lower rate, e.g. --qps 500")
         values.append(value)
     if not values:
         raise ValueError("give at least one rate, e.g. --qps 50")
     return tuple(values)
 
 
+def check_redis_url(url: str) -> str:
+    """The URL unchanged, or ValueError with a fix in the message (the message shows no password)."""
+    from urllib.parse import urlsplit
+
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        raise ValueError("expected redis://HOST:PORT/DB, rediss://... (TLS) or unix:///path/to/redis.sock")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc}); expected e.g. redis://localhost:6379/0 or "
+                         "redis://[::1]:6379/0") from None
+    if scheme == "unix" and not parts.path:
+        raise ValueError("a unix:// URL needs the socket's path, e.g. unix:///tmp/redis.sock")
+    if scheme != "unix" and not parts.hostname:
+        raise ValueError("no host; expected e.g. redis://localhost:6379/0")
+    db = parts.path.strip("/") if scheme != "unix" else ""
+    if db and not db.isdigit():
+        raise ValueError(f"the database after the host must be a number (e.g. /0), got /{db}")
+    return url
+
+
+def no_session_can_start(config: "RunConfig") -> str | None:
+    """Why no replica group can ever start under these settings, or None.
+
+    A group of --replicas sessions starts whole, only while it fits under the live-session
+    cap and (open loop) the idle-session cap."""
+    replicas = config.replicas
+    if replicas > config.session_limit:
+        bound = f"--max-sessions {config.max_sessions}" if config.max_sessions else \
+            f"the live-session bound ({MAX_AUTO_SESSIONS:,})"
+        return f"no session can ever start: --replicas {replicas} exceeds {bound}; give fewer replicas"
+    if not config.concurrency and replicas > config.idle_limit:
+        return (f"no session can ever start: --replicas {replicas} exceeds the idle-session cap {config.idle_limit:,} "
+                f"(from --qps and --think-time); give fewer replicas or a larger --max-sessions")
+    return None
+
+
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
-SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|credential|signature|session", re.IGNORECASE)
+
 FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection")  # convsim's HTTP client sets these
-REDACTED = "***"
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -70,7 +120,7 @@ def parse_header(text: str) -> tuple[str, str]:
 def redact_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Headers as written to files: values of secret-looking names (Authorization, *key*,
     *token*, *secret*, cookie, ...) replaced by ***."""
-    return {name: REDACTED if SECRET_HEADER.search(name) else value for name, value in headers}
+    return {name: REDACTED if SECRET_NAME.search(name) else value for name, value in headers}
 
 
 def default_max_sessions(max_qps: float, think_time_s: float) -> int:

@@ -16,8 +16,10 @@ import itertools
 import math
 import random
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 from personas import PersonaScript
@@ -50,6 +52,7 @@ from simulator.recorder import RecordWriter
 YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
 BREAKER_MIN_TURNS = 20  # the breaker never trips on fewer measured turns than this
 CAS_RETRIES = 3
+STORE_DEADLINE_S = 2.0  # the most one turn's state write may take (reconnects, conflict reloads included)
 
 
 @dataclass(slots=True)
@@ -64,6 +67,47 @@ class LiveSession:
     repeats: int = 0
     delivered: set[str] = field(default_factory=set)  # facts stated in turns whose request succeeded
     retry: int = 0  # 1: the next turn resends the current one, whose request failed
+
+
+@dataclass(slots=True)
+class TurnState:
+    """What one dispatched turn has established so far; its record is written from this,
+    whatever happened (see `Engine._turn`)."""
+
+    due: float
+    step: int
+    measured: bool
+    ticket: tuple[int, int] | None
+    index: int  # the script turn it sends
+    retry: int
+    t_sent: float
+    user_text: str | None = None
+    prompt_est: int | None = None
+    undelivered: list[str] | None = None
+    completion: Any = None
+    status: str = "ok"
+    error: str | None = None
+    http_status: int | None = None
+    reply: Any = None
+    t_done: float | None = None
+    ended: str | None = None
+    store: str = "skipped"  # ok, retried, conflict, lost, error, cancelled, skipped (nothing to write)
+    store_error: str | None = None
+    store_class: str | None = None
+
+    def fail(self, status: str, error: str) -> None:
+        """The turn failed (`interrupted`, `internal`): its session ends."""
+        self.status, self.error, self.ended = status, error[:300], "error"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception in one line: its type, message and where it was raised."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        frame = frames[-1]
+        where = f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 @dataclass
@@ -151,6 +195,12 @@ class Engine:
         self._in_flight: dict[tuple[int, int], float] = {}  # (step, turn number) -> when it was dispatched
         self._turn_ids = itertools.count()
         self._finished_in_window: dict[int, int] = {}  # step -> turns (any step's) ended inside its window
+        # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet
+        self._unrecorded: dict[tuple[int, int], tuple[LiveSession, float, int, bool]] = {}
+        self.store_deadline_s = STORE_DEADLINE_S
+        self.internal_errors = 0  # turns that failed inside convsim (status `internal`)
+        self.records_error: OSError | None = None  # the record writer's first write error
+        recorder.on_error = self._records_failed
         self.step_records: list[dict[str, Any]] = []
 
     # -- control ---------------------------------------------------------------------
@@ -350,6 +400,7 @@ class Engine:
             if measured:
                 self._pending_measured[index] = self._pending_measured.get(index, 0) + 1
                 self._in_flight[ticket] = now
+            self._unrecorded[ticket] = (session, now, index, measured)
             await self._turn(session, now, index, measured, ticket)
 
     def _session_figures(self) -> dict[str, Any]:
@@ -387,9 +438,18 @@ class Engine:
             self._in_flight[ticket] = due
         if self._budget is not None:
             self._budget -= 1
+        self._unrecorded[ticket] = (session, due, self._step, measured)
         task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._turn_done)
+
+    def _turn_done(self, task: asyncio.Task[None]) -> None:
+        """A turn task ended. `_turn` catches everything, so an exception here is a bug in
+        its bookkeeping: counted as internal (the run fails), never left unretrieved; a
+        turn it left without a record gets one in the drain."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.internal_errors += 1
 
     def _take_ready(self, now: float) -> LiveSession | None:
         if self._ready and self._ready[0][0] <= now:
@@ -429,38 +489,54 @@ class Engine:
     # -- one turn --------------------------------------------------------------------
     async def _turn(self, session: LiveSession, due: float, step: int, measured: bool,
                     ticket: tuple[int, int] | None = None) -> None:
+        """One dispatched turn, from its request to its record. Whatever happens inside, it
+        ends in exactly one record: endpoint errors with their class, Ctrl-C as
+        `interrupted`, any other exception as `internal` (a convsim bug; its session ends
+        and the scorecard's internal-error gate fails the run)."""
+        state = session.state
+        t = TurnState(due=due, step=step, measured=measured, ticket=ticket, index=state.turn, retry=session.retry,
+                      t_sent=time.perf_counter())
+        self.progress.sent += 1
+        try:
+            await self._run_turn(session, t)
+        except asyncio.CancelledError:  # cut off outside the request and the store write
+            t.fail("interrupted", "run stopped before the turn completed")
+        except Exception as exc:
+            t.fail("internal", describe_exception(exc))
+        self._conclude(session, t)
+
+    async def _run_turn(self, session: LiveSession, t: TurnState) -> None:
+        """Send the turn, read its answer, write the session's state; fills `t`."""
         state, script, profile = session.state, session.script, session.profile
-        index = state.turn
+        index = t.index
         turn = script.turns[index]
-        retry = session.retry  # this request resends turn `index`, whose request failed
         # A probe's facts that no earlier turn delivered (each stating turn failed): the model never saw them.
-        undelivered = [name for name in turn.expect if name not in session.delivered] if turn.expect else None
+        t.undelivered = [name for name in turn.expect if name not in session.delivered] if turn.expect else None
         user_text, before, messages = await next_request(
             profile, script, index, state.facts, self._systems[script.id], state.messages)
-        prompt_est = session.tokens + self._system_tokens[script.id] + estimate_text_tokens(user_text) + profile.image_tokens
+        t.user_text = user_text
+        t.prompt_est = (session.tokens + self._system_tokens[script.id] + estimate_text_tokens(user_text)
+                        + profile.image_tokens)
         params = self._params[script.id]
         p = self.progress
-        p.sent += 1
         p.in_flight += 1
-        if p.in_flight > self._counters.in_flight_max and step == self._step:
+        if p.in_flight > self._counters.in_flight_max and t.step == self._step:
             self._counters.in_flight_max = p.in_flight
-        completion = None
-        status, error, http_status = "ok", None, None
-        t_sent = time.perf_counter()
+        t.t_sent = time.perf_counter()
         try:
-            completion = await self.client.complete(messages, self.config.stream, params, profile.markers)
+            t.completion = await self.client.complete(messages, self.config.stream, params, profile.markers)
         except EndpointError as exc:
-            status, error, http_status = exc.kind, str(exc)[:300], exc.status
+            t.status, t.error, t.http_status = exc.kind, str(exc)[:300], exc.status
         except asyncio.CancelledError:
-            status, error = "interrupted", "run stopped before the answer completed"
+            t.status, t.error = "interrupted", "run stopped before the answer completed"
         finally:
             p.in_flight -= 1
-        t_done = completion.t_done if completion else time.perf_counter()
+        completion, status = t.completion, t.status
+        t.t_done = completion.t_done if completion else time.perf_counter()
         ended = None  # why the session ends after this turn, if it does
         if status in ("context_overflow", "interrupted") or (
                 status != "ok" and (profile.ends_on_error or self._end_on_error)):
             ended = "error"
-        store_status = "skipped"
         reply = None
         added = 0
         if completion is not None:
@@ -478,7 +554,8 @@ class Engine:
                     ended = "finish"
                 elif session.repeats >= self.config.loop_repeats:
                     ended = "loop"
-        if completion is None and ended is None and self._retry_failed and not retry:
+        t.reply = reply
+        if completion is None and ended is None and self._retry_failed and not t.retry:
             session.retry = 1  # the session's next slot resends this turn (a user pressing retry)
         else:
             session.retry = 0  # answered, or failed again (then skipped as under `skip`)
@@ -487,63 +564,47 @@ class Engine:
             ended = "max_steps" if reply is not None else "completed"
         if ended is not None:
             state.status = "done" if ended in ("finish", "max_steps", "completed") else (status if ended == "error" else ended)
-        store_error = None
+        t.ended = ended
         if completion is not None and status != "interrupted":
-            store_status, store_error = await self._save(state, added)
-            if store_status == "lost":
-                ended = "state_lost"
+            t.store, t.store_error, t.store_class = await self._store_write(state, added)
+            if t.store == "lost":
+                t.ended = "state_lost"
+
+    def _conclude(self, session: LiveSession, t: TurnState) -> None:
+        """Write the turn's one record and settle its accounting (no await: nothing can cut
+        it short). A record that cannot be built or serialized is replaced by a bare one
+        marked `internal`."""
+        if t.t_done is None:
+            t.t_done = time.perf_counter()
+        try:
+            self.recorder.write(self._turn_record(session, t))
+        except Exception as exc:
+            t.fail("internal", f"writing the turn's record: {describe_exception(exc)}")
+            self.recorder.write(self._bare_record(session, t))
+        if t.status == "internal":
+            session.state.status = "internal"
+            self.internal_errors += 1
+        p = self.progress
         p.done += 1
-        if status != "ok":
+        if t.status != "ok":
             p.errors += 1
-        if ticket is not None and measured:
-            self._pending_measured[step] -= 1
-            self._in_flight.pop(ticket, None)
-        if status != "interrupted" and time.perf_counter() >= self._measure_from:
+        if t.ticket is not None:
+            self._unrecorded.pop(t.ticket, None)
+            if t.measured:
+                self._pending_measured[t.step] -= 1
+                self._in_flight.pop(t.ticket, None)
+        if t.status != "interrupted" and time.perf_counter() >= self._measure_from:
             self._finished_in_window[self._step] = self._finished_in_window.get(self._step, 0) + 1
-        if measured and step == self._step:
-            judged = self._judged.setdefault(step, ([], [0, 0]))
+        if t.measured and t.step == self._step:
+            judged = self._judged.setdefault(t.step, ([], [0, 0]))
             judged[1][0] += 1
-            if status == "ok":
-                judged[0].append(t_done - (completion.t_sent if completion else t_sent))
+            if t.status == "ok":
+                judged[0].append(t.t_done - (t.completion.t_sent if t.completion else t.t_sent))
             else:
                 judged[1][1] += 1
-        record: dict[str, Any] = {
-            "kind": "turn", "step": step, "measured": measured, "session": state.id, "group": session.group,
-            "persona": script.id, "replica": state.replica, "turn": index, "user": user_text,
-            "expect": {name: state.facts[name] for name in turn.expect},
-            "t_sched": self._ms(due), "t_sent": self._ms(completion.t_sent if completion else t_sent),
-            "t_first": self._ms(completion.t_first) if completion and completion.t_first else None,
-            "t_done": self._ms(t_done), "status": status, "error": error, "http_status": http_status,
-            "text": completion.text if completion else None,
-            "chunks": completion.chunks if completion else 0,
-            **(completion.timing_ms() if completion else {}),  # itl_ms_mean, itl_ms_std, itl_ms_max
-            "prompt_tokens": completion.prompt_tokens if completion else None,
-            "completion_tokens": completion.completion_tokens if completion else None,
-            "finish": completion.finish_reason if completion else None,
-            "store": store_status, "store_error": store_error, "version": state.version,
-            "prompt_est": prompt_est,
-        }
-        if retry:
-            record["retry"] = retry
-        if reply is not None:
-            record["reply"] = {**reply.as_record(), "loop": ended == "loop"}
-            record["expect_action"] = turn.action
-            record["t_marker"] = self._ms(completion.t_marker) if completion and completion.t_marker else None
-        if ended is not None:
-            record["ended"] = ended
-        if turn.expect:  # a probe: how far back each fact was stated, and what it superseded
-            plan = self._plans[script.id][index]
-            record["distance"] = {name: back for name, back, _ in plan}
-            stale = stale_values(plan, state.facts)
-            if stale:
-                record["stale"] = stale
-            if undelivered:
-                record["undelivered"] = undelivered
-        if index == 0:
-            record["facts"] = state.facts
-        self.recorder.write(record)
-        if ticket is not None:
+        if t.ticket is not None:
             self._busy -= 1
+        ended = t.ended
         if ended is not None:
             self._live -= 1
             c = self._counters
@@ -555,7 +616,7 @@ class Engine:
             else:
                 c.completed += 1
             p.live_sessions = self._live
-            if step == self._step and measured:
+            if t.step == self._step and t.measured:
                 c.live_min_measured = self._live if c.live_min_measured is None else min(c.live_min_measured, self._live)
         else:
             ready_at = time.perf_counter()
@@ -563,48 +624,143 @@ class Engine:
                 ready_at += self._rng.expovariate(1.0 / session.think_s)
             heapq.heappush(self._ready, (ready_at, next(self._seq), session))
 
+    def _turn_record(self, session: LiveSession, t: TurnState) -> dict[str, Any]:
+        state, script = session.state, session.script
+        index, completion, reply = t.index, t.completion, t.reply
+        turn = script.turns[index]
+        record: dict[str, Any] = {
+            "kind": "turn", "step": t.step, "measured": t.measured, "session": state.id, "group": session.group,
+            "persona": script.id, "replica": state.replica, "turn": index, "user": t.user_text,
+            "expect": {name: state.facts[name] for name in turn.expect},
+            "t_sched": self._ms(t.due), "t_sent": self._ms(completion.t_sent if completion else t.t_sent),
+            "t_first": self._ms(completion.t_first) if completion and completion.t_first else None,
+            "t_done": self._ms(t.t_done if t.t_done is not None else t.t_sent), "status": t.status, "error": t.error,
+            "http_status": t.http_status,
+            "text": completion.text if completion else None,
+            "chunks": completion.chunks if completion else 0,
+            **(completion.timing_ms() if completion else {}),  # itl_ms_mean, itl_ms_std, itl_ms_max
+            "prompt_tokens": completion.prompt_tokens if completion else None,
+            "completion_tokens": completion.completion_tokens if completion else None,
+            "finish": completion.finish_reason if completion else None,
+            "store": t.store, "store_error": t.store_error, "version": state.version,
+            "prompt_est": t.prompt_est,
+        }
+        if t.store_class is not None:
+            record["store_class"] = t.store_class
+        if t.retry:
+            record["retry"] = t.retry
+        if reply is not None:
+            record["reply"] = {**reply.as_record(), "loop": t.ended == "loop"}
+            record["expect_action"] = turn.action
+            record["t_marker"] = self._ms(completion.t_marker) if completion and completion.t_marker else None
+        if t.ended is not None:
+            record["ended"] = t.ended
+        if turn.expect:  # a probe: how far back each fact was stated, and what it superseded
+            plan = self._plans[script.id][index]
+            record["distance"] = {name: back for name, back, _ in plan}
+            stale = stale_values(plan, state.facts)
+            if stale:
+                record["stale"] = stale
+            if t.undelivered:
+                record["undelivered"] = t.undelivered
+        if index == 0:
+            record["facts"] = state.facts
+        return record
+
+    def _bare_record(self, session: LiveSession, t: TurnState) -> dict[str, Any]:
+        """The fields of a turn record that cannot fail to serialize, for a turn whose full
+        record could not be built or written."""
+        state = session.state
+
+        def text(value: Any) -> str | None:
+            return None if value is None else str(value).encode("utf-8", "replace").decode("utf-8")
+
+        return {
+            "kind": "turn", "step": t.step, "measured": t.measured, "session": text(state.id),
+            "group": text(session.group), "persona": text(session.script.id), "replica": state.replica,
+            "turn": t.index, "user": None, "expect": {}, "t_sched": self._ms(t.due), "t_sent": self._ms(t.t_sent),
+            "t_first": None, "t_done": self._ms(t.t_done if t.t_done is not None else t.t_sent),
+            "status": t.status, "error": text(t.error), "http_status": None, "text": None, "chunks": 0,
+            "prompt_tokens": None, "completion_tokens": None, "finish": None, "store": text(t.store),
+            "store_error": text(t.store_error), "version": state.version, "ended": t.ended,
+        }
+
+    async def _store_write(self, state: SessionState, added: int) -> tuple[str, str | None, str | None]:
+        """The turn's state write under the store deadline (`store_deadline_s`): returns
+        (store status, what went wrong, its class). A stalled Redis gives ('error', ...,
+        'timeout') at the deadline; a run stopping during the write gives ('cancelled', ...):
+        either way the turn still gets its record, which says the write may have landed."""
+        try:
+            async with self.store.deadline(self.store_deadline_s):
+                return await self._cas(state, added)
+        except SessionStoreError as exc:  # the deadline passed
+            return "error", str(exc), exc.kind
+        except asyncio.CancelledError:
+            return "cancelled", "the run stopped during the state write (it may have landed)", "cancelled"
+
     async def _save(self, state: SessionState, added: int = 2) -> tuple[str, str | None]:
+        """(store status, what went wrong) of the turn's state write; see `_cas`."""
+        status, message, _ = await self._store_write(state, added)
+        return status, message
+
+    async def _cas(self, state: SessionState, added: int) -> tuple[str, str | None, str | None]:
         """Compare-and-set on the version last written.
 
-        Returns ('ok' | 'retried' | 'conflict' | 'lost' | 'error', what went wrong). 'ok' and
-        'retried' (written after reloading another writer's version) mean the write landed;
-        'conflict' means retries ran out; 'lost': the stored state vanished, regressed or no
-        longer deserializes (the message names the key).
+        Returns ('ok' | 'retried' | 'conflict' | 'lost' | 'error', what went wrong, its
+        class). 'ok' and 'retried' (written after reloading another writer's version) mean
+        the write landed; 'conflict' means retries ran out; 'lost': the stored state
+        vanished, regressed or no longer deserializes (the message names the key); 'error':
+        a store error, its class one of session_store's STORE_ERROR_CLASSES.
         """
         expected = state.version
         for attempt in range(CAS_RETRIES + 1):
             try:
                 await self.store.compare_and_set(state, expected)
-                return ("ok" if attempt == 0 else "retried"), None
+                return ("ok" if attempt == 0 else "retried"), None, None
             except VersionConflict:
                 # Another writer moved the session on: keep its history, add our turn.
                 try:
                     stored = await self.store.load(state.id)
                 except (SessionNotFound, StateRegressed, CorruptState) as exc:
-                    return "lost", str(exc)
+                    return "lost", str(exc), exc.kind
                 except SessionStoreError as exc:
-                    return "error", str(exc)
+                    return "error", str(exc), exc.kind
                 self.store.stats.retries += 1
                 state.messages = stored.messages + state.messages[-added:]
                 expected = stored.version
             except (SessionNotFound, StateRegressed) as exc:
-                return "lost", str(exc)
+                return "lost", str(exc), exc.kind
             except SessionStoreError as exc:
-                return "error", str(exc)
-        return "conflict", f"still conflicting after {CAS_RETRIES} retries"
+                return "error", str(exc), exc.kind
+        return "conflict", f"still conflicting after {CAS_RETRIES} retries", "conflict"
 
     # -- end -------------------------------------------------------------------------
     async def _settle(self) -> None:
         """Wait, sending nothing, until every turn under way has come back (or timed out)."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.config.timeout_s + 1.0)
+            await asyncio.wait(set(self._tasks), timeout=self._turn_bound_s())
+
+    def _turn_bound_s(self) -> float:
+        """The longest a turn can take: its request's deadline, then its store write's."""
+        return self.config.timeout_s + self.store_deadline_s + 1.0
 
     async def _drain(self) -> None:
-        if not self._tasks:
-            return
-        wait_s = self.config.drain_s if self.stopped else self.config.timeout_s + 1.0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=wait_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Let the turns under way finish (`drain_s` after a stop), cancel the rest (each
+        still writes its record), and record any dispatched turn that never started."""
+        if self._tasks:
+            wait_s = self.config.drain_s if self.stopped else self._turn_bound_s()
+            _, pending = await asyncio.wait(set(self._tasks), timeout=wait_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for ticket, (session, due, step, measured) in list(self._unrecorded.items()):
+            t = TurnState(due=due, step=step, measured=measured, ticket=ticket, index=session.state.turn,
+                          retry=session.retry, t_sent=time.perf_counter())
+            t.fail("interrupted", "the run stopped before this turn started")
+            self._conclude(session, t)
+
+    def _records_failed(self, exc: OSError) -> None:
+        """The record writer's first write error: stop scheduling (the runner says where the data is)."""
+        self.records_error = exc
+        self.stop()

@@ -29,13 +29,26 @@ from simulator.config import DEFAULT_MODEL
 from simulator.dialogue import DialogueResult, run_dialogue
 
 
+def _seconds(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("convsim", "convsim: dialogue tests against an OpenAI-compatible endpoint")
     group.addoption("--convsim-target", metavar="URL", default=None,
                     help="Base URL of the endpoint, e.g. http://localhost:8000/v1 (tests using convsim_endpoint "
                          "are skipped without it)")
     group.addoption("--convsim-model", metavar="NAME", default=DEFAULT_MODEL, help="Model name sent in requests.")
-    group.addoption("--convsim-timeout", type=float, default=60.0, help="Seconds a turn may take.")
+    group.addoption("--convsim-timeout", type=_seconds, default=60.0, help="Seconds a turn may take.")
 
 
 class Endpoint:

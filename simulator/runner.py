@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -24,15 +25,15 @@ from personas import PersonaError, PersonaScript, load_personas
 from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
 from scoring.embed import embedder_problem, load_embedder
 from scoring.judges import JudgeError
-from scoring.render import write_scorecards
+from scoring.render import run_passed, write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
-from simulator.errors import ContextOverflow, EndpointError, ModelNotFound, UsageError
+from simulator.errors import ContextOverflow, EndpointError, EndpointStatusError, ModelNotFound, UsageError
 from simulator.profiles import of_profile
-from simulator.recorder import RecordWriter
+from simulator.recorder import RecordWriter, RecordWriteError
 from simulator.search import RateSearch
 from simulator.target import TargetConfig, TargetProcess
 from simulator.target.server import DEFAULT_JUDGE_MODEL
@@ -69,16 +70,27 @@ def prepare_out(path: Path) -> Path:
 
 
 async def preflight(client: EndpointClient) -> None:
-    """Reach the target and check it serves the model, before any load is sent.
+    """Reach the target, check it speaks the protocol and serves the model, before any load.
 
     A listed model is served, an unlisted one is not. An empty list says nothing: servers
     that load models on demand (Hugging Face `transformers serve`) list none until one is
-    loaded. Then, as when there is no /models route, one request of one token decides, under
-    the turn deadline (--timeout): it may be the request that loads the model."""
-    where = client.base_url
+    loaded. Then, as when there is no model list (no /models route, or not a JSON list), one
+    request of one token decides, under the turn deadline (--timeout): it may be the request
+    that loads the model. Without a list, that request is the only evidence the target is an
+    OpenAI-compatible endpoint: an answer that does not parse (an HTML page), a 404 (or 405,
+    501) on the completions path, a non-JSON error page, refused credentials or silence stop
+    here, with a hint when the base URL lacks its /v1. Before all that, a warning (stderr,
+    once) when credentials would go over plain http to a host that is not loopback."""
+    where = client.shown_url
+    warning = client.plain_http_warning()
+    if warning:
+        print(f"convsim: warning: {warning}", file=sys.stderr, flush=True)
     try:
         models = await client.list_models()
     except EndpointError as exc:
+        if isinstance(exc, EndpointStatusError) and exc.status in (401, 403):
+            raise UsageError(f"--target {where}: GET /models refused the credentials ({exc}); check --api-key "
+                             f"and --header") from None
         raise UsageError(f"--target {where}: not reachable ({exc}); check the URL and that the server is up") from None
     if models:
         if client.model not in models:
@@ -88,16 +100,24 @@ async def preflight(client: EndpointClient) -> None:
     try:
         await client.complete([{"role": "user", "content": "ping"}], stream=False, params={"max_tokens": 1})
     except EndpointError as exc:
+        hint = client.path_hint() if models is None else ""
         if isinstance(exc, ContextOverflow) and exc.status is None:
             return  # a 200 whose one token decoded to no text: the model answered
         if isinstance(exc, ModelNotFound):
-            raise UsageError(f"--model {client.model!r}: {exc}; pass --model NAME") from None
+            raise UsageError(f"--model {client.model!r}: {exc}; pass --model NAME{hint}") from None
         if models is not None:  # an empty list: the probe was the only evidence
             raise UsageError(f"--model {client.model!r}: {where} lists no models (it may load them on demand) and a "
                              f"1-token request for it failed ({exc}); pass --model NAME of a model that server can "
                              f"load, or a larger --timeout if loading it takes longer") from None
-        if exc.kind in ("connect", "timeout"):  # no /models route: only an unreachable target stops here
-            raise UsageError(f"--target {where}: not reachable ({exc})") from None
+        if exc.kind in ("connect", "timeout"):
+            raise UsageError(f"--target {where}: not reachable ({exc}){hint}") from None
+        if isinstance(exc, EndpointStatusError) and exc.status in (401, 403):
+            raise UsageError(f"--target {where}: refused the credentials ({exc}); check --api-key and --header") from None
+        if exc.kind == "protocol" or (isinstance(exc, EndpointStatusError) and (
+                exc.status in (404, 405, 501) or not exc.json_body)):
+            raise UsageError(f"--target {where}: does not answer as an OpenAI-compatible endpoint (no model list at "
+                             f"GET /models; POST /chat/completions: {exc}){hint}") from None
+        # any other JSON error (429, 5xx, a refused parameter): the target speaks the protocol; the load will tell
 
 
 class Interrupts:
@@ -152,21 +172,36 @@ async def check_judge(options: ScoringOptions) -> None:
 
 
 async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_info: dict[str, Any],
-                base_url: str, redis_url: str, console: Console) -> bool:
-    """Run the steps; returns True when interrupted."""
+                base_url: str, redis_url: str, console: Console,
+                on_force: Callable[[], None] | None = None) -> bool:
+    """Run the steps; returns True when interrupted (a signal). `on_force` runs before a
+    second Ctrl-C leaves at once (it removes the child processes and their folders).
+
+    Raises RecordWriteError when records.jsonl could not be written: the run stopped at the
+    first failed write and the message says where the data is."""
     client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s, headers=config.headers)
     store = RedisSessionStore.from_url(redis_url, run_info["run_id"], config.session_ttl_s,
                                        pool_size=max(64, min(512, int(max(config.qps)))))
     try:
         await store.ping()
+        await store.probe_write()  # a read-only replica or a full Redis: exit 2 before any load
         await preflight(client)
         await check_judge(judge_options(config))
         origin = time.perf_counter()  # record times are ms since this instant
         run_info["clock_origin_unix"] = time.time()
-        (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
-        recorder = RecordWriter(out / "records.jsonl")
+        try:
+            (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
+            recorder = RecordWriter(out / "records.jsonl")
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc}); no load was sent") from None
         engine = Engine(config, client, store, scripts, recorder, run_info["run_id"], origin)
-        interrupts = Interrupts(engine, recorder.flush)
+
+        def force() -> None:
+            recorder.flush()
+            if on_force is not None:
+                on_force()
+
+        interrupts = Interrupts(engine, force)
         interrupts.install(asyncio.get_running_loop())
         progress = asyncio.create_task(show_progress(engine.progress))
         flusher = asyncio.create_task(_flush_every(recorder))
@@ -178,7 +213,13 @@ async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_
                 task.cancel()
             await asyncio.gather(progress, flusher, return_exceptions=True)
             recorder.close()
-        return engine.stopped
+        if engine.internal_errors:
+            run_info["internal_errors"] = engine.internal_errors  # the run fails, whatever its gates say
+            console.print(f"[red]{engine.internal_errors} turns failed inside convsim (status 'internal' in "
+                          f"{recorder.path}, with the error); the run fails. Please report it.[/]", soft_wrap=True)
+        if recorder.error is not None:
+            raise RecordWriteError(recorder.describe())
+        return interrupts.count > 0
     finally:
         await client.aclose()
         await store.aclose()
@@ -220,7 +261,28 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
     if problem:
         raise UsageError(problem)
     run_id = new_run_id()
-    out = prepare_out(Path(config.out or Path("runs") / run_id))
+    path = Path(config.out or Path("runs") / run_id)
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
+    out = prepare_out(path)
+    try:
+        return _execute(config, console, err, scripts, run_id, out)
+    except BaseException:
+        remove_empty(made)  # a setup failure (Redis, target, judge, Ctrl-C before any turn) leaves no empty folder
+        raise
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a run created, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # fails on a folder that holds anything
+        except OSError:
+            return
+
+
+def _execute(config: RunConfig, console: Console, err: Console, scripts: list[PersonaScript], run_id: str,
+             out: Path) -> int:
+    children: list[EmbeddedRedis | TargetProcess] = []  # killed at once by a second Ctrl-C
     with ExitStack() as stack:
         redis_url = config.redis_url
         if not redis_url:
@@ -228,12 +290,14 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
                 embedded = stack.enter_context(EmbeddedRedis())
             except StoreUnavailable as exc:
                 raise UsageError(str(exc)) from None
+            children.append(embedded)
             redis_url = embedded.url
             err.print(f"no --redis-url: started a private Redis server at {redis_url}")
         base_url = config.target
         builtin = base_url is None
         if base_url is None:
             target = stack.enter_context(TargetProcess(TargetConfig(model=config.model, seed=config.seed)))
+            children.append(target)
             base_url = target.base_url
             err.print(f"no --target: started the built-in reference target at {base_url} (200 ms mean service time)")
         config = resolve_judge(config, base_url, builtin)
@@ -246,12 +310,31 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
             "personas": sorted({s.id for s in scripts}),
         }
         started = time.perf_counter()
+        records_error = None
+
+        def discard_children() -> None:  # a second Ctrl-C: kill them, remove their folders, no waiting
+            for child in children:
+                child.discard()
+
         try:
-            interrupted = run_event_loop(drive(config, scripts, out, run_info, base_url, redis_url, console))
+            interrupted = run_event_loop(drive(config, scripts, out, run_info, base_url, redis_url, console,
+                                               on_force=discard_children))
         except StoreUnavailable as exc:
-            raise UsageError(f"--redis-url: {exc}") from None
+            raise UsageError(f"{'--redis-url' if config.redis_url else 'private Redis'}: {exc}") from None
+        except RecordWriteError as exc:
+            records_error, interrupted = str(exc), False
         err.print(f"ran {time.perf_counter() - started:.1f} s; records in {out / 'records.jsonl'}")
-    return score_run(out, run_info, console, err, judge_options(config), interrupted)
+    if records_error is not None:  # the disk: say where the data is, score what reached it, fail
+        err.print(f"convsim: error: {records_error}", soft_wrap=True)
+    try:
+        status = score_run(out, run_info, console, err, judge_options(config), interrupted)
+    except OSError as exc:
+        err.print(f"convsim: error: could not write the scorecard in {out} ({exc.strerror or exc}); the records are "
+                  f"in {out / 'records.jsonl'}: `convsim report {out}` scores them again", soft_wrap=True)
+        return EXIT_GATE_FAILED
+    if records_error is not None or (run_info.get("internal_errors") and status == EXIT_OK):
+        return EXIT_GATE_FAILED
+    return status
 
 
 def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Console,
@@ -283,9 +366,7 @@ def score_run(out: Path, run_info: dict[str, Any], console: Console, err: Consol
     console.print("files: " + "  ".join(str(p) for p in written))
     if interrupted:
         return EXIT_INTERRUPTED
-    if scorecard.get("find_max"):
-        return EXIT_OK if scorecard["find_max"]["rate"] is not None else EXIT_GATE_FAILED
-    return EXIT_OK if scorecard["gates"]["passed"] else EXIT_GATE_FAILED
+    return EXIT_OK if run_passed(scorecard) else EXIT_GATE_FAILED
 
 
 def run_event_loop(coro: Any) -> Any:

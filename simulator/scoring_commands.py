@@ -23,7 +23,7 @@ from scoring.calibration import (
 from scoring.compare import compare
 from scoring.embed import DEFAULT_EMBEDDER, EmbedderError, load_embedder
 from scoring.judges import JUDGE_KINDS, JudgeError, load_judge
-from simulator.cli_options import make_gates, scoring_options, stdout_console
+from simulator.cli_options import finite, make_gates, scoring_options, stdout_console
 from simulator.errors import UsageError
 
 EXIT_REGRESSION = 1
@@ -108,7 +108,7 @@ def _cell(value: Any, interval: list[float] | None) -> str:
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--min-change", type=click.FloatRange(min=0), default=0.10, show_default=True,
+@click.option("--min-change", type=finite(min=0), default=0.10, show_default=True,
               help="Smallest relative change of mean latency or CV that counts as a regression.")
 def compare_command(run_a: str, run_b: str, as_json: bool, min_change: float) -> None:
     """Compare run B against run A (the baseline), step by step at matching rates.

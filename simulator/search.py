@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.config import DEFAULT_RESOLUTION
+from simulator.config import DEFAULT_RESOLUTION, MAX_QPS
 
 MAX_PROBES = 16
 MIN_RATE = 0.25  # below this, nothing passes: stop
@@ -38,7 +38,7 @@ class RateSearch:
             return None
         if self.failed is None:
             assert self.passed is not None
-            return self.passed * 2
+            return self.passed * 2 if self.passed * 2 <= MAX_QPS else None  # past what one process offers
         if self.passed is None:
             lower = self.failed / 2
             return lower if lower >= MIN_RATE else None

@@ -1,13 +1,22 @@
-"""Serve the reference target here, or start it in a child process on a free port."""
+"""Serve the reference target here, or start it in a child process on a free port.
+
+The child runs an isolated interpreter (`python -I`: no current folder, PYTHONPATH or user
+site on sys.path) with convsim's own folder put first on sys.path, so a user folder named
+`personas/` or `scoring/` where convsim runs cannot stand in for convsim's packages. It
+runs in its own session (process group): the terminal's Ctrl-C goes to convsim, which stops
+the target when its last turn is in; and it dies with convsim (PR_SET_PDEATHSIG).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import subprocess
 import sys
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -15,6 +24,15 @@ from aiohttp import web
 from simulator.target.server import ReferenceTarget, TargetConfig
 
 READY_PREFIX = "convsim target listening on "
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds simulator/, personas/, ...
+# What the child runs: `convsim target` with convsim's folder first on an isolated sys.path.
+CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+              "from simulator.cli import main; main(['target', *sys.argv[1:]])")
+
+
+def child_command(*args: str) -> list[str]:
+    """The command line of a `convsim target` child: isolated, importing convsim's own packages."""
+    return [sys.executable, "-I", "-c", CHILD_MAIN, PACKAGE_ROOT, *args]
 
 
 def install_uvloop() -> None:
@@ -69,15 +87,18 @@ class TargetProcess:
         self.host = host
         self.base_url = ""
         self._proc: subprocess.Popen[str] | None = None
+        self.log_tail: collections.deque[str] = collections.deque()  # the target's last stderr lines
 
     def start(self, timeout_s: float = 20.0) -> "TargetProcess":
-        from session_store.embedded import (
-            die_with_parent,  # the same parent-death guard as Redis
+        from session_store.embedded import (  # the same parent-death guard and pipe reader as Redis
+            die_with_parent,
+            drain_pipe,
         )
 
-        cmd = [sys.executable, "-m", "simulator.target", "--host", self.host, "--port", "0", *config_args(self.config)]
+        cmd = child_command("--host", self.host, "--port", "0", *config_args(self.config))
         self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         assert self._proc.stdout is not None
@@ -85,12 +106,19 @@ class TargetProcess:
             line = self._proc.stdout.readline()
             if line.startswith(READY_PREFIX):
                 self.base_url = line[len(READY_PREFIX) :].strip()
+                self.log_tail = drain_pipe(self._proc.stderr)  # a full pipe would stall the target
+                drain_pipe(self._proc.stdout, keep=1)
                 return self
             if not line and self._proc.poll() is not None:
                 err = self._proc.stderr.read() if self._proc.stderr else ""
                 raise RuntimeError(f"reference target exited at start: {err.strip()[-300:]}")
         self.stop()
         raise RuntimeError(f"reference target did not start within {timeout_s:.0f} s")
+
+    def discard(self) -> None:
+        """Leave at once (a second Ctrl-C): kill the target without waiting for it to finish."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
 
     def stop(self) -> None:
         if self._proc is None:

@@ -14,12 +14,13 @@ Requests for the judge model (`--judge-model`) are answered as an LLM judge (`ta
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import random
 import time
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
@@ -65,6 +66,21 @@ class TargetConfig:
     judge_garbage_rate: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{field.name.replace('_', '-')} {value}: expected a finite number")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0 and field.name != "seed":
+                raise ValueError(f"--{field.name.replace('_', '-')} {value}: expected a number >= 0")
+            if field.name.endswith("_rate") and value > 1:
+                raise ValueError(f"--{field.name.replace('_', '-')} {value}: a share of requests, from 0 to 1")
+
+
+class TargetBindError(OSError):
+    """The reference target could not listen on the address it was given (a busy port)."""
+
+
 
 def _error(status: int, message: str, kind: str) -> web.Response:
     body = orjson.dumps({"error": {"message": message, "type": kind, "code": status}, "object": "error"})
@@ -78,6 +94,8 @@ class ReferenceTarget:
         self.active = 0
         self.served = 0
         self.tokens_out = 0  # completion tokens of the answers served (as their usage says)
+        self.disconnects = 0  # clients that went away before their answer was complete
+        self.in_flight_at_stop = 0  # requests cancelled by the shutdown (serve_forever)
         self._slots = asyncio.Semaphore(config.capacity) if config.capacity > 0 else None
         self._occurrences: dict[int, int] = {}
         cv = max(config.service_cv, 0.0)
@@ -93,7 +111,7 @@ class ReferenceTarget:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "in_flight": self.in_flight, "served": self.served,
-                                  "tokens_out": self.tokens_out})
+                                  "tokens_out": self.tokens_out, "disconnects": self.disconnects})
 
     def _judging(self) -> bool:
         return bool(self.config.judge_model) and self.config.judge_model != self.config.model
@@ -123,6 +141,9 @@ class ReferenceTarget:
         self.in_flight += 1
         try:
             return await self._chat(request)
+        except ConnectionError:  # the client went away (reading its body, or mid-stream): counted, not logged
+            self.disconnects += 1
+            raise asyncio.CancelledError() from None  # aiohttp closes the connection quietly
         finally:
             self.in_flight -= 1
 
@@ -279,3 +300,27 @@ class ReferenceTarget:
         self.served += 1
         self.tokens_out += completion
         return resp
+
+
+async def serve_forever(target: ReferenceTarget, host: str, port: int, announce: Callable[[str], None],
+                        shutdown_s: float = 0.25) -> None:
+    """Serve `target` until cancelled (Ctrl-C), then leave within about `shutdown_s`: handlers
+    still running (a --hang-rate request sleeps for an hour) are cancelled, not waited for.
+
+    `announce` gets the base URL once listening. An address that cannot be bound (a busy
+    port) raises `TargetBindError` with one line."""
+    runner = web.AppRunner(target.app(), access_log=None, handle_signals=False, shutdown_timeout=shutdown_s)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            why = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise TargetBindError(exc.errno, f"cannot listen on {host}:{port}: {why}; "
+                                             f"pass another --port (0: a free one)") from None
+        announce(f"http://{host}:{runner.addresses[0][1]}/v1")
+        await asyncio.Event().wait()
+    finally:
+        target.in_flight_at_stop = target.in_flight
+        await runner.cleanup()

@@ -117,3 +117,20 @@ def test_scorecard_json_has_every_field_of_the_design_schema(card: dict[str, Any
         assert set(step["verdict"]) >= {"mode", "cv_threshold", "status", "reasons"}
         for interval in (step["errors"]["ci95"], step["context_loss"]["ci95"], step["ocs"]["ci95"]):
             assert len(interval) == 2 and 0 <= interval[0] <= interval[1] <= 1
+
+
+def test_an_80_column_terminal_gets_a_scorecard_that_fits(card: dict[str, Any]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from scoring import TerminalWriter
+
+    out = io.StringIO()
+    TerminalWriter().print(card, Console(width=80, file=out, force_terminal=False))
+    lines = out.getvalue().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    _, wide = summary_rows(card)
+    rows = [line.split() for line in lines if line.strip().split(" ")[0] in {row[0] for row in wide}]
+    assert len(rows) >= len(card["steps"])  # one line per step, cells not cut
+    assert all("…" not in line for line in lines)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable
 
 import pytest
@@ -21,6 +19,7 @@ from simulator.client import EndpointClient
 from simulator.errors import UsageError
 from simulator.runner import preflight
 from tests.conftest import run
+from tests.simulator.servers import ThreadedServer
 from tests.simulator.test_cli import assert_one_line_error, convsim
 
 Answer = tuple[int, bytes] | None  # None: read the request, never answer
@@ -48,45 +47,14 @@ def silent(_: dict[str, Any]) -> Answer:
     return None
 
 
-class LoopbackServer:
+class LoopbackServer(ThreadedServer):
     """A bare HTTP/1.1 server on a free loopback port, in a thread of its own; each path
     answers through its route, and a route that returns None never answers."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
+        super().__init__()
         self.routes = routes
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._ready = threading.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> LoopbackServer:
-        self._thread.start()
-        assert self._ready.wait(10), "loopback server did not start"
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        loop = self._loop
-        asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        loop.run_forever()
-        server.close()
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(server.wait_closed())
-        loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
