@@ -32,7 +32,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -49,6 +49,7 @@ from session_store.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from session_store.redact import redact_url
 from session_store.state import SessionState
 
 DEFAULT_TTL_S = 1800.0
@@ -131,18 +132,6 @@ class StoreStats:
         """One more failed operation of class `kind` (unknown classes count as unavailable)."""
         name = kind if kind in STORE_ERROR_CLASSES else "unavailable"
         setattr(self, name, getattr(self, name) + 1)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe for errors, logs and run.json."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RedisSessionStore:

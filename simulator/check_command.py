@@ -47,6 +47,7 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
     """
     from simulator.check import CheckOptions, check
     from simulator.client import EndpointClient
+    from simulator.redact import redact_url
     from simulator.runner import preflight
 
     out = stdout_console()
@@ -68,7 +69,7 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
             await probe.aclose()
 
     asyncio.run(reachable())
-    err.print(f"checking {target} (model {model}): up to {max_examples} generated dialogues, seed {seed}")
+    err.print(f"checking {redact_url(target)} (model {model}): up to {max_examples} generated dialogues, seed {seed}")
     report = check(client, options, log=lambda line: err.print(line))
     out.print(f"tried {report.examples} examples ({report.dialogues} dialogues); "
               f"{report.discarded} dropped after endpoint errors")

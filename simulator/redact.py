@@ -3,7 +3,7 @@
 Two functions, applied before a string reaches an exception message, a record, a log line
 or a file:
 
-- `redact_url`: a URL without its userinfo (``user:password@``) and with the values of
+- `redact_url` (from `session_store.redact`, so the store uses the same one): a URL without its userinfo (``user:password@``) and with the values of
   secret-looking query parameters (``?api_key=``, ``?password=``, ``?token=``...) replaced
   by ``***``;
 - `redact_text`: text that came back from a server (an error body, a message) without the
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 from typing import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-REDACTED = "***"
-SECRET_NAME = re.compile(r"auth|key|token|secret|cookie|passw|pwd|credential|signature|sig$|session", re.IGNORECASE)
+from session_store.redact import CREDENTIAL_PAIR, REDACTED, SECRET_NAME, redact_url
+
+__all__ = ["REDACTED", "SECRET_NAME", "Redactor", "redact_text", "redact_url"]
+
 MIN_SECRET = 4  # shorter "secrets" (a key of "x") are not searched for: they would blank ordinary text
 FRAGMENT = 8  # a run of text that shares this many consecutive characters with a secret is redacted whole
 NOT_SECRETS = frozenset({"empty", "none", "null", "dummy", "no-key"})  # placeholder keys (Open-AutoGLM: EMPTY)
@@ -29,32 +30,9 @@ NOT_SECRETS = frozenset({"empty", "none", "null", "dummy", "no-key"})  # placeho
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
 _BEARER = re.compile(r"\b(bearer)(\s+)[A-Za-z0-9._~+/=\-]{6,}", re.IGNORECASE)
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|gsk|xai|hf|ghp|gho|github_pat)[-_][A-Za-z0-9_\-*.]{6,}|\bAIza[0-9A-Za-z_\-]{20,}")
-_PAIR = re.compile(
-    r"\b(password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|access[_-]?token|auth[_-]?token|token"
-    r"|authorization|x-api-key)(\"?'?\s*[=:]\s*\"?'?)([^\s\"'&,;)}\]]+)",
-    re.IGNORECASE,
-)
 _RUN = re.compile(r"[A-Za-z0-9_\-.~+/=*]{6,}")
 
 
-def redact_url(url: str) -> str:
-    """`url` without userinfo and with secret-looking query values replaced by ***; a string
-    that does not parse as a URL comes back with only its credential-like parts masked."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            if any(SECRET_NAME.search(name) for name, _ in pairs):
-                query = urlencode([(n, REDACTED if SECRET_NAME.search(n) else v) for n, v in pairs], safe="*")
-        if netloc == parts.netloc and query == parts.query:
-            return url
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    except ValueError:  # 'redis://[::1' and friends
-        return _PAIR.sub(lambda m: m.group(1) + m.group(2) + REDACTED, re.sub(r"//[^/@\s]*@", f"//{REDACTED}@", url))
 
 
 def _grams(secret: str) -> set[str]:
@@ -88,7 +66,7 @@ class Redactor:
         text = _URL.sub(lambda m: redact_url(m.group(0)), text)
         text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
         text = _KEY_LIKE.sub(REDACTED, text)
-        return _PAIR.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        return CREDENTIAL_PAIR.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
     def _fragment(self, match: re.Match[str]) -> str:
         run = match.group(0)

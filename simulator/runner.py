@@ -34,6 +34,7 @@ from simulator.engine import Engine
 from simulator.errors import ContextOverflow, EndpointError, EndpointStatusError, ModelNotFound, UsageError
 from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter, RecordWriteError
+from simulator.redact import redact_url
 from simulator.search import RateSearch
 from simulator.target import TargetConfig, TargetProcess
 from simulator.target.server import DEFAULT_JUDGE_MODEL
@@ -305,7 +306,7 @@ def _execute(config: RunConfig, console: Console, err: Console, scripts: list[Pe
             "run_id": run_id,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "convsim_version": VERSION,
-            "target": {"base_url": base_url, "model": config.model, "profile": scripts[0].profile if len({s.profile for s in scripts}) == 1 else "mixed", "builtin": builtin},
+            "target": {"base_url": redact_url(base_url), "model": config.model, "profile": scripts[0].profile if len({s.profile for s in scripts}) == 1 else "mixed", "builtin": builtin},
             "config": config.redacted(),
             "personas": sorted({s.id for s in scripts}),
         }

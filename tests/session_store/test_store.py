@@ -158,5 +158,6 @@ def test_unreachable_redis_is_a_clear_error_without_password() -> None:
 
 
 def test_redact_url_hides_only_the_password() -> None:
-    assert redact_url("rediss://alice:pw@cache:6380/1") == "rediss://alice:***@cache:6380/1"
+    assert redact_url("rediss://alice:pw@cache:6380/1") == "rediss://***@cache:6380/1"
+    assert redact_url("unix:///tmp/r.sock?password=pw&db=0") == "unix:///tmp/r.sock?password=***&db=0"
     assert redact_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
