@@ -23,6 +23,12 @@ LAG_BEHIND_MS = 10.0  # dispatch lag p99 above this: the scheduler, not the sess
 NOISE_SIGMAS = 3.0  # a completion deficit within 3 sqrt(in flight) + 2 is chance, not a queue
 
 
+def within_chance(deficit: int, in_flight_at_start: int) -> bool:
+    """Whether turns sent but not finished in a window are what chance gives with this many
+    in flight (a steady state's in-flight count wanders by about its square root)."""
+    return deficit <= NOISE_SIGMAS * math.sqrt(max(in_flight_at_start, 1)) + 2
+
+
 def latency_all(measured: list[dict[str, Any]]) -> dict[str, float] | None:
     """Corrected latency (from the scheduled time) of every turn that ended: failures at
     their time to failure, timeouts at the timeout. Turns cut off by Ctrl-C are left out."""
@@ -82,7 +88,7 @@ def served(step: dict[str, Any], measured: list[dict[str, Any]], turns: list[dic
     figures: dict[str, Any] = {
         "finished": finished, "ratio": round(finished / sent, 4) if sent else None,
         "finished_per_s": round(finished / window_s, 3) if window_s > 0 else 0.0,
-        "noise": deficit <= NOISE_SIGMAS * math.sqrt(max(at_start, 1)) + 2,
+        "noise": within_chance(deficit, at_start),
         "in_flight": in_flight, "latency_p50_first_last_ms": _trend(measured), "reason": None,
     }
     ratio = figures["ratio"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import math
 import random
 import time
 import traceback
@@ -25,6 +24,7 @@ from typing import Any, Awaitable, Callable, Iterator
 from personas import PersonaScript
 from personas.script import stale_values
 from scoring import verdict, wilson
+from scoring.load import within_chance
 from scoring.stats import coefficient_of_variation
 from session_store import (
     CorruptState,
@@ -181,7 +181,6 @@ class Engine:
         self._seq = itertools.count()
         self._groups = itertools.count()
         self._live = 0
-        self._busy = 0  # live sessions with a turn under way (not thinking, not ready)
         self._limit = config.session_limit
         self._budget = config.max_turns  # turns left to send (--max-turns), None: no budget
         self._idle_limit = config.idle_limit
@@ -191,11 +190,10 @@ class Engine:
         self._step = 0
         self._measure_from = 0.0
         self._judged: dict[int, tuple[list[float], list[int]]] = {}  # step -> (latencies, [turns, failed])
-        self._pending_measured: dict[int, int] = {}  # step -> its measured turns still under way
-        self._in_flight: dict[tuple[int, int], float] = {}  # (step, turn number) -> when it was dispatched
         self._turn_ids = itertools.count()
         self._finished_in_window: dict[int, int] = {}  # step -> turns (any step's) ended inside its window
-        # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet
+        # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet:
+        # the turns under way (their sessions neither thinking nor ready)
         self._unrecorded: dict[tuple[int, int], tuple[LiveSession, float, int, bool]] = {}
         self.store_deadline_s = STORE_DEADLINE_S
         self.internal_errors = 0  # turns that failed inside convsim (status `internal`)
@@ -272,8 +270,9 @@ class Engine:
         latencies, (done, failed) = self._judged.get(index, ([], [0, 0]))
         now = time.perf_counter()
         slow = 2 * max(latencies) if latencies else self.config.timeout_s
-        stuck = sum(1 for (s, _), sent in self._in_flight.items() if s == index and now - sent > slow)
-        pending = self._pending_measured.get(index, 0)
+        under_way = [due for _, due, s, measured in self._unrecorded.values() if s == index and measured]
+        stuck = sum(1 for due in under_way if now - due > slow)
+        pending = len(under_way)
         turns = done + stuck
         if turns < BREAKER_MIN_TURNS:
             return None
@@ -286,7 +285,7 @@ class Engine:
         deficit = done + pending - finished
         at_start = step["in_flight"]["at_measure"] or 0
         if self.config.gates.min_served is not None and finished < self.config.gates.min_served * (done + pending) and \
-                deficit > 3 * math.sqrt(max(at_start, 1)) + 2:
+                not within_chance(deficit, at_start):
             reasons.append(f"the target fell behind: it finished {finished} turns in the window of the {done + pending} "
                            "sent in it")
         if not reasons:
@@ -393,15 +392,7 @@ class Engine:
                 c.warmup_slots += 1
             elif c.in_flight_measure is None:
                 c.in_flight_measure = self.progress.in_flight
-            ticket = (index, next(self._turn_ids))
-            self._busy += 1
-            if self._budget is not None:
-                self._budget -= 1
-            if measured:
-                self._pending_measured[index] = self._pending_measured.get(index, 0) + 1
-                self._in_flight[ticket] = now
-            self._unrecorded[ticket] = (session, now, index, measured)
-            await self._turn(session, now, index, measured, ticket)
+            await self._turn(session, now, index, measured, self._launch(session, now, index, measured))
 
     def _session_figures(self) -> dict[str, Any]:
         """Sessions of the current step. started = completed + state_lost + ended_error +
@@ -413,6 +404,14 @@ class Engine:
 
     def _ms(self, t: float) -> float:
         return round((t - self.origin) * 1000.0, 3)
+
+    def _launch(self, session: LiveSession, due: float, step: int, measured: bool) -> tuple[int, int]:
+        """A turn leaves: its ticket, held in `_unrecorded` until its record is written."""
+        ticket = (step, next(self._turn_ids))
+        if self._budget is not None:
+            self._budget -= 1
+        self._unrecorded[ticket] = (session, due, step, measured)
+        return ticket
 
     def _dispatch(self, due: float) -> None:
         c = self._counters
@@ -431,14 +430,7 @@ class Engine:
                 if self._live + self.config.replicas > self._limit:
                     c.capped += 1
             return
-        self._busy += 1
-        ticket = (self._step, next(self._turn_ids))
-        if measured:
-            self._pending_measured[self._step] = self._pending_measured.get(self._step, 0) + 1
-            self._in_flight[ticket] = due
-        if self._budget is not None:
-            self._budget -= 1
-        self._unrecorded[ticket] = (session, due, self._step, measured)
+        ticket = self._launch(session, due, self._step, measured)
         task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
         self._tasks.add(task)
         task.add_done_callback(self._turn_done)
@@ -461,7 +453,7 @@ class Engine:
         bound) or the idle cap is reached. Sessions waiting on the target do not count
         against the idle cap: the live count follows the latency (Little's law)."""
         replicas = self.config.replicas
-        idle_full = not closed and self._live - self._busy + replicas > self._idle_limit
+        idle_full = not closed and self._live - len(self._unrecorded) + replicas > self._idle_limit
         if self._live + replicas > self._limit or idle_full:
             return None
         script = self._rng.choices(self._scripts, cum_weights=self._weights)[0]
@@ -590,9 +582,6 @@ class Engine:
             p.errors += 1
         if t.ticket is not None:
             self._unrecorded.pop(t.ticket, None)
-            if t.measured:
-                self._pending_measured[t.step] -= 1
-                self._in_flight.pop(t.ticket, None)
         if t.status != "interrupted" and time.perf_counter() >= self._measure_from:
             self._finished_in_window[self._step] = self._finished_in_window.get(self._step, 0) + 1
         if t.measured and t.step == self._step:
@@ -602,8 +591,6 @@ class Engine:
                 judged[0].append(t.t_done - (t.completion.t_sent if t.completion else t.t_sent))
             else:
                 judged[1][1] += 1
-        if t.ticket is not None:
-            self._busy -= 1
         ended = t.ended
         if ended is not None:
             self._live -= 1
