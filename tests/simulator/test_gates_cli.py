@@ -55,15 +55,17 @@ def test_breaker_stops_escalating_and_exit_is_1(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_compare_flags_a_regression_and_not_a_rerun(tmp_path: Path) -> None:
-    healthy = TargetConfig(model="m", service_ms=10)
-    lenient = ("--tolerance", "recovery")  # 10 ms answers: a busy machine's jitter is not the point here
+    # 60 ms answers with their own spread: a busy machine's few ms of jitter barely move the CV
+    healthy = TargetConfig(model="m", service_ms=60, service_cv=0.1)
+    lenient = ("--tolerance", "recovery")
     # enough replica groups for intervals that resample them (OCS, errors, context loss)
     bigger = ("--duration", "4", "--replicas", "3", "--think-time", "0.05")
     code, _, _ = run_against(healthy, tmp_path / "a", "--qps", "60", *lenient, *bigger)
     assert code == 0
     code, _, _ = run_against(healthy, tmp_path / "b", "--qps", "60", "--seed", "1", *lenient, *bigger)
     assert code == 0
-    code, _, _ = run_against(TargetConfig(model="m", service_ms=10, error_rate=0.2, flip_rate=0.9), tmp_path / "c",
+    code, _, _ = run_against(TargetConfig(model="m", service_ms=60, service_cv=0.1, error_rate=0.2, flip_rate=0.9),
+                             tmp_path / "c",
                              "--qps", "60", "--no-breaker", *bigger)
     assert code == 1
 
