@@ -16,6 +16,8 @@ from simulator.cli_options import (
     SECONDS_OR_ZERO,
     collect_headers,
     finite,
+    gen_settings,
+    generated_options,
     header_option,
     scoring_options,
     scoring_settings,
@@ -75,7 +77,12 @@ def cli() -> None:
 @click.option("--think-time", type=SECONDS_OR_ZERO, default=defaults.DEFAULT_THINK_TIME_S, show_default=True, help="Mean seconds between a session's turns (exponential).")
 @click.option("--max-sessions", type=click.IntRange(min=0, max=defaults.MAX_SESSIONS), default=0, help="Live-session cap. Default: from Little's law, 2 x max QPS x (think time + 1 s).")
 @click.option("--replicas", type=click.IntRange(min=1), default=defaults.DEFAULT_REPLICAS, show_default=True, help="Copies of each scripted session with the same facts (for consistency scoring).")
-@click.option("--personas", default=defaults.DEFAULT_PERSONAS, show_default=True, metavar="PATH|builtin", help="Persona file or folder, or 'builtin'.")
+@click.option("--personas", default=defaults.DEFAULT_PERSONAS, show_default=True, metavar="SOURCE[:W],..",
+              help="Where sessions come from: 'builtin' (the library), 'generated' (a fresh Hypothesis-drawn "
+                   "dialogue per group, shaped by --gen-*; every one is kept in records.jsonl), a persona file or "
+                   "folder, or a run folder (replays the generated dialogues it drove). Several, comma-separated, "
+                   "each with an optional weight: builtin:3,generated:1.")
+@generated_options()
 @click.option("--redis-url", metavar="URL", help="redis://, rediss:// or unix:// URL. Absent: start a private Redis server.")
 @click.option("--session-ttl", type=SECONDS_OR_ZERO, default=defaults.DEFAULT_SESSION_TTL_S, show_default=True, help="Seconds a session's state lives in Redis after its last write (0: no expiry).")
 @click.option("--timeout", type=SECONDS, default=defaults.DEFAULT_TIMEOUT_S, show_default=True, help="Seconds a turn may take, from send to the last byte.")
@@ -158,7 +165,7 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
         on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), find_max=opts["find_max"],
         concurrency=opts["concurrency"], max_turns=opts["max_turns"],
-        resolution=opts["resolution"], **scoring_settings(opts),
+        resolution=opts["resolution"], **scoring_settings(opts), **gen_settings(ctx, opts, opts["personas"]),
     )
     problem = defaults.no_session_can_start(config)
     if problem:

@@ -175,3 +175,75 @@ def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
 def stdout_console() -> Console:
     """A terminal keeps its width; a pipe or file gets room for the whole scorecard table."""
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+GEN_OPTIONS = ("gen_language", "gen_turns", "gen_probe_distance", "gen_corrections", "gen_distractors")
+
+
+def _span(name: str) -> Callable[[click.Context, click.Parameter, Any], tuple[int, int] | None]:
+    """'N' or 'MIN-MAX' -> (min, max)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[int, int] | None:
+        if value is None:
+            return None
+        low, sep, high = str(value).partition("-")
+        try:
+            span = (int(low), int(high) if sep else int(low))
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: give a number or a range, e.g. {name}", ctx, param) from None
+        if span[0] < 1 or span[1] < span[0]:
+            raise click.BadParameter(f"{value!r}: expected 1 <= min <= max, e.g. {name}", ctx, param)
+        return span
+    return parse
+
+
+def generated_options() -> Callable[[Any], Any]:
+    """What `--personas generated` draws (personas.strategies.GenOptions) and --metamorphic."""
+    options = [
+        click.option("--gen-language", type=click.Choice(["en", "zh", "both"]), default="both", show_default=True,
+                     help="Generated dialogues: their language."),
+        click.option("--gen-turns", default="2-12", show_default=True, metavar="MIN-MAX", callback=_span("4-10"),
+                     help="Generated dialogues: how many turns (drawn evenly in the range)."),
+        click.option("--gen-probe-distance", default=None, metavar="N|MIN-MAX", callback=_span("3-6"),
+                     help="Generated dialogues: ask for each fact this many turns after stating it (small talk "
+                          "between). Default: anywhere."),
+        click.option("--gen-corrections/--no-gen-corrections", default=False, show_default=True,
+                     help="Generated dialogues may correct a fact ('Correction: my order number is now ...'); "
+                          "later probes expect the new value and an answer with the old one is lost."),
+        click.option("--gen-distractors/--no-gen-distractors", default=False, show_default=True,
+                     help="Generated dialogues may mention somebody else's value of a stated kind ('My "
+                          "colleague's order number is ..., not mine'), which must never be given back."),
+        click.option("--metamorphic", is_flag=True,
+                     help="Each generated group also runs every metamorphic variant of its dialogue (facts all at "
+                          "once, one per turn, reordered, padded, paraphrased) on one session beside its "
+                          "replicas; the scorecard gives each step's metamorphic agreement (variants whose probe "
+                          "outcomes match the dialogue's) with its interval."),
+    ]
+
+    def apply(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return apply
+
+
+def gen_settings(ctx: click.Context, opts: dict[str, Any], personas: str) -> dict[str, Any]:
+    """RunConfig's `generate` and `metamorphic` from the options; UsageError when they are
+    given without generated dialogues, or ask for dialogues that cannot exist."""
+    from personas.strategies import GenOptions
+
+    generated = any(item.strip().partition(":")[0] == "generated" for item in str(personas).split(","))
+    given = [name for name in (*GEN_OPTIONS, "metamorphic")
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given and not generated:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag} shapes generated dialogues: add generated to --personas (e.g. --personas generated "
+                         f"or --personas builtin,generated)")
+    low, high = opts["gen_turns"]
+    generate = GenOptions(language=None if opts["gen_language"] == "both" else opts["gen_language"],
+                          min_turns=low, max_turns=high, probe_distance=opts["gen_probe_distance"],
+                          corrections=opts["gen_corrections"], distractors=opts["gen_distractors"])
+    problem = generate.problem()
+    if problem:
+        raise UsageError(f"--personas generated: {problem}")
+    return {"generate": generate, "metamorphic": opts["metamorphic"]}

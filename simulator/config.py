@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from personas.strategies import VARIANTS, GenOptions
 from scoring import DEFAULT_EMBEDDER, DEFAULT_THRESHOLD, Gates
 from simulator.redact import REDACTED, SECRET_NAME
 
@@ -84,13 +85,14 @@ def no_session_can_start(config: "RunConfig") -> str | None:
 
     A group of --replicas sessions starts whole, only while it fits under the live-session
     cap and (open loop) the idle-session cap."""
-    replicas = config.replicas
+    replicas = config.group_size
+    what = f"--replicas {config.replicas}" + (f" with --metamorphic (groups of {replicas})" if config.metamorphic else "")
     if replicas > config.session_limit:
         bound = f"--max-sessions {config.max_sessions}" if config.max_sessions else \
             f"the live-session bound ({MAX_AUTO_SESSIONS:,})"
-        return f"no session can ever start: --replicas {replicas} exceeds {bound}; give fewer replicas"
+        return f"no session can ever start: {what} exceeds {bound}; give fewer replicas"
     if not config.concurrency and replicas > config.idle_limit:
-        return (f"no session can ever start: --replicas {replicas} exceeds the idle-session cap {config.idle_limit:,} "
+        return (f"no session can ever start: {what} exceeds the idle-session cap {config.idle_limit:,} "
                 f"(from --qps and --think-time); give fewer replicas or a larger --max-sessions")
     return None
 
@@ -173,6 +175,13 @@ class RunConfig:
     find_max: bool = False  # search the highest rate at which every gate passes, from qps[0]
     resolution: float = DEFAULT_RESOLUTION  # --find-max stops when failing / passing rate <= 1 + this
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --header, sent on every request
+    generate: GenOptions = field(default_factory=GenOptions)  # what `--personas generated` draws
+    metamorphic: bool = False  # a generated group also runs each metamorphic variant of its dialogue
+
+    @property
+    def group_size(self) -> int:
+        """Sessions a replica group starts at once (all or none)."""
+        return self.replicas + (len(VARIANTS) if self.metamorphic else 0)
 
     def __post_init__(self) -> None:
         if self.on_turn_error not in ON_TURN_ERROR:

@@ -21,7 +21,6 @@ from typing import Any, Awaitable, Callable
 
 from rich.console import Console
 
-from personas import PersonaError, PersonaScript, load_personas
 from scoring import EmbedderError, ScoringOptions, TerminalWriter, build_scorecard
 from scoring.embed import embedder_problem, load_embedder
 from scoring.judges import JudgeError
@@ -32,10 +31,11 @@ from simulator.config import RunConfig
 from simulator.display import show_progress
 from simulator.engine import Engine
 from simulator.errors import ContextOverflow, EndpointError, EndpointStatusError, ModelNotFound, UsageError
-from simulator.profiles import of_profile
+from simulator.profiles import make_profiles
 from simulator.recorder import RecordWriter, RecordWriteError
 from simulator.redact import redact_url
 from simulator.search import RateSearch
+from simulator.sources import SourceMix, build_mix, parse_spec
 from simulator.target import TargetConfig, TargetProcess
 from simulator.target.server import DEFAULT_JUDGE_MODEL
 
@@ -47,14 +47,13 @@ def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def load_scripts(spec: str, profile: str = "chat") -> list[PersonaScript]:
-    try:
-        scripts = load_personas(spec)
-    except PersonaError as exc:
-        raise UsageError(f"{exc}") from None
-    if spec == "builtin":  # the library holds both profiles; --profile picks one
-        scripts = of_profile(scripts, profile)
-    return scripts
+def load_sources(config: RunConfig) -> SourceMix:
+    """The sessions' sources named by --personas (scripts loaded and checked, generated
+    dialogues' options checked); UsageError on bad input."""
+    profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
+    return build_mix(parse_spec(config.personas), profile=config.profile, replicas=config.replicas, seed=config.seed,
+                     generate=config.generate, metamorphic=config.metamorphic, profiles=profiles,
+                     request_params=config.request_params)
 
 
 def prepare_out(path: Path) -> Path:
@@ -172,7 +171,7 @@ async def check_judge(options: ScoringOptions) -> None:
         judge.close()
 
 
-async def drive(config: RunConfig, scripts: list[PersonaScript], out: Path, run_info: dict[str, Any],
+async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict[str, Any],
                 base_url: str, redis_url: str, console: Console,
                 on_force: Callable[[], None] | None = None) -> bool:
     """Run the steps; returns True when interrupted (a signal). `on_force` runs before a
@@ -257,7 +256,7 @@ async def _flush_every(recorder: RecordWriter, every_s: float = 0.5) -> None:
 
 def execute(config: RunConfig, console: Console, err: Console) -> int:
     """The whole `convsim run`; returns the exit status."""
-    scripts = load_scripts(config.personas, config.profile)
+    scripts = load_sources(config)
     problem = embedder_problem(config.embedder)
     if problem:
         raise UsageError(problem)
@@ -272,6 +271,11 @@ def execute(config: RunConfig, console: Console, err: Console) -> int:
         raise
 
 
+def _profile(sources: SourceMix) -> str:
+    profiles = {s.profile for s in sources.scripts} | ({"chat"} if sources.generated else set())
+    return profiles.pop() if len(profiles) == 1 else "mixed"
+
+
 def remove_empty(folders: list[Path]) -> None:
     """Remove the folders a run created, deepest first, while they are empty."""
     for folder in folders:
@@ -281,7 +285,7 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
-def _execute(config: RunConfig, console: Console, err: Console, scripts: list[PersonaScript], run_id: str,
+def _execute(config: RunConfig, console: Console, err: Console, scripts: SourceMix, run_id: str,
              out: Path) -> int:
     children: list[EmbeddedRedis | TargetProcess] = []  # killed at once by a second Ctrl-C
     with ExitStack() as stack:
@@ -306,9 +310,10 @@ def _execute(config: RunConfig, console: Console, err: Console, scripts: list[Pe
             "run_id": run_id,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "convsim_version": VERSION,
-            "target": {"base_url": redact_url(base_url), "model": config.model, "profile": scripts[0].profile if len({s.profile for s in scripts}) == 1 else "mixed", "builtin": builtin},
+            "target": {"base_url": redact_url(base_url), "model": config.model, "profile": _profile(scripts),
+                       "builtin": builtin},
             "config": config.redacted(),
-            "personas": sorted({s.id for s in scripts}),
+            "personas": sorted({s.id for s in scripts.scripts}) + (["generated"] if scripts.generated else []),
         }
         started = time.perf_counter()
         records_error = None

@@ -1,0 +1,294 @@
+"""Where the engine's sessions come from: persona scripts, generated dialogues, or a mix.
+
+`--personas` names one source or several, comma-separated, each with an optional weight
+(`builtin:3,generated:1`: three groups in four run a library script):
+
+- `builtin`, a persona file or a folder of them: scripts, drawn by their `weight`;
+- `generated`: a fresh dialogue per replica group, drawn from `personas.strategies` with the
+  `--gen-*` options, reproducible from --seed. Drawing is kept off the schedule: groups are
+  drawn ahead into a buffer (topped up before each step, refilled between slots);
+- a run folder (with records.jsonl): the generated dialogues that run drove, replayed exactly.
+
+Every group drawn here is written to the records before its first turn (a `personas` record
+carrying each dialogue whole), so any session of a run can be replayed (see `scripts_of_run`).
+With `metamorphic`, a generated group runs its dialogue on --replicas sessions and each
+metamorphic variant (`personas.strategies.VARIANTS`) on one session beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from personas import PersonaError, PersonaScript, build_script, load_personas, to_data
+from personas.draw import DialogueDrawer
+from personas.script import ProbePlanTurn
+from personas.strategies import VARIANTS, GenOptions
+from simulator.errors import UsageError
+from simulator.profiles import DialogueProfile, estimate_text_tokens, of_profile, script_params
+
+GENERATED, BUILTIN = "generated", "builtin"
+AHEAD_S = 3.0  # groups drawn ahead: this many seconds of a step's expected group starts
+MIN_AHEAD, MAX_AHEAD = 16, 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A script and what the engine computes once per script rather than once per turn."""
+
+    script: PersonaScript
+    plan: tuple[ProbePlanTurn, ...]  # per turn: (fact, turns back it was stated, superseded facts)
+    stated: tuple[frozenset[str], ...]  # per turn, the facts it states
+    system: str | None
+    system_tokens: int
+    params: dict[str, Any]
+    stratum: str | None = None  # what steps are compared on: a generated dialogue's is its source
+
+
+def prepare(script: PersonaScript, profiles: dict[str, DialogueProfile], request_params: dict[str, Any],
+            stratum: str | None = None) -> Prepared:
+    profile = profiles[script.profile]
+    system = profile.system_prompt(script)
+    return Prepared(script, script.probe_plan(), script.stated_facts(), system,
+                    estimate_text_tokens(system) if system else 0, script_params(profile, script, request_params),
+                    stratum)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """Sessions of one script inside a group: the dialogue's replicas, or one variant."""
+
+    prepared: Prepared
+    replicas: int
+    variant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    members: tuple[Member, ...]
+    record: dict[str, Any] | None = None  # the `personas` record to write before its first turn
+
+    @property
+    def sessions(self) -> int:
+        return sum(m.replicas for m in self.members)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # builtin | generated | path
+    path: str | None
+    weight: float
+
+
+def parse_spec(text: str) -> list[SourceSpec]:
+    """`--personas` text -> sources; UsageError (what, where, how to fix) on bad input."""
+    out: list[SourceSpec] = []
+    items = [item.strip() for item in str(text).split(",")]
+    if not any(items):
+        raise UsageError("--personas: empty; give builtin, generated, a persona file or folder, or a run folder")
+    for item in items:
+        if not item:
+            raise UsageError(f"--personas {text!r}: an empty item between commas; e.g. --personas builtin,generated")
+        name, weight = item, 1.0
+        head, sep, tail = item.rpartition(":")
+        if sep and not Path(item).exists():
+            try:
+                weight = float(tail)
+            except ValueError:
+                raise UsageError(f"--personas {item!r}: the weight after ':' must be a number, e.g. generated:2") from None
+            if not math.isfinite(weight) or weight <= 0:
+                raise UsageError(f"--personas {item!r}: a weight must be a positive number, e.g. generated:2")
+            name = head
+        kind = name if name in (BUILTIN, GENERATED) else "path"
+        if any(s.kind == kind and s.path == (None if kind != "path" else name) for s in out):
+            raise UsageError(f"--personas: {name!r} is named twice; give each source once, with a weight")
+        out.append(SourceSpec(kind, None if kind != "path" else name, weight))
+    return out
+
+
+def scripts_of_run(folder: Path) -> list[PersonaScript]:
+    """The dialogues a run drove that were generated (each written whole to its records)."""
+    from scoring.records import RecordError, iter_records
+
+    scripts = []
+    try:
+        for record in iter_records(folder / "records.jsonl"):
+            if record.get("kind") != "personas":
+                continue
+            for pid, data in (record.get("scripts") or {}).items():
+                scripts.append(build_script(data, f"{folder}/records.jsonl#{pid}"))
+    except (RecordError, OSError) as exc:
+        raise UsageError(f"--personas {folder}: cannot read its records ({exc})") from None
+    except PersonaError as exc:
+        raise UsageError(f"--personas {folder}: a recorded dialogue is not a valid persona ({exc})") from None
+    if not scripts:
+        raise UsageError(f"--personas {folder}: this run drove no generated dialogues (its scripts came from files; "
+                         "pass those files instead)")
+    return scripts
+
+
+def load_scripts(spec: SourceSpec, profile: str) -> list[PersonaScript]:
+    """The scripts of a builtin, file, folder or run-folder source."""
+    if spec.kind == BUILTIN:
+        return of_profile(load_personas(BUILTIN), profile)
+    assert spec.path is not None
+    path = Path(spec.path)
+    if path.is_dir() and (path / "records.jsonl").exists():
+        return scripts_of_run(path)
+    try:
+        return load_personas(path)
+    except PersonaError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class Scripts:
+    """Scripts drawn by their weight; each prepared once."""
+
+    def __init__(self, prepared: list[Prepared], replicas: int) -> None:
+        self.groups = [Group((Member(p, replicas),)) for p in prepared]
+        self._weights = list(_accumulate(p.script.weight for p in prepared))
+
+    def next(self, rng: random.Random) -> Group:
+        return rng.choices(self.groups, cum_weights=self._weights)[0]
+
+
+class Generated:
+    """Fresh dialogues from a `DialogueDrawer`, drawn ahead into a buffer."""
+
+    def __init__(self, options: GenOptions, seed: int, replicas: int, metamorphic: bool,
+                 profiles: dict[str, DialogueProfile], request_params: dict[str, Any]) -> None:
+        self._drawer = DialogueDrawer(options, seed)
+        self._replicas, self._metamorphic = replicas, metamorphic
+        self._profiles, self._params = profiles, request_params
+        self._buffer: collections.deque[Group] = collections.deque()
+        self.ahead = MIN_AHEAD  # the buffer's fill level
+        self.drawn_in_schedule = 0  # groups drawn at a group start because the buffer was empty
+        self._turns = 0
+        self._low = asyncio.Event()
+
+    @property
+    def mean_sessions_turns(self) -> float:
+        """Turns a group sends, on average so far (sessions x turns)."""
+        return self._turns / self._drawer.drawn if self._drawer.drawn else 7.0 * self._size
+
+    @property
+    def _size(self) -> int:
+        return self._replicas + (len(VARIANTS) if self._metamorphic else 0)
+
+    def _draw(self) -> Group:
+        plan = self._drawer.draw()
+        scripts: list[tuple[PersonaScript, str | None, int]] = [(plan.to_script(), None, self._replicas)]
+        if self._metamorphic:
+            scripts += [(make(plan).to_script(), name, 1) for name, make in VARIANTS.items()]
+        members = tuple(Member(prepare(s, self._profiles, self._params, GENERATED), n, v) for s, v, n in scripts)
+        self._turns += sum(len(s.turns) * n for s, _, n in scripts)
+        record = {"kind": "personas", "personas": {s.id: s.header() for s, _, _ in scripts},
+                  "scripts": {s.id: to_data(s) for s, _, _ in scripts}}
+        return Group(members, record)
+
+    def next(self, rng: random.Random) -> Group:
+        if not self._buffer:
+            self.drawn_in_schedule += 1
+            return self._draw()
+        group = self._buffer.popleft()
+        if len(self._buffer) < self.ahead:
+            self._low.set()
+        return group
+
+    def fill(self, ahead: int) -> None:
+        """Draw until `ahead` groups wait, at once (nothing may be in flight)."""
+        self.raise_to(ahead)
+        while len(self._buffer) < self.ahead:
+            self._buffer.append(self._draw())
+
+    def raise_to(self, ahead: int) -> None:
+        """Keep at least `ahead` groups drawn (the refill task draws them between slots)."""
+        self.ahead = max(self.ahead, min(MAX_AHEAD, ahead))
+        if len(self._buffer) < self.ahead:
+            self._low.set()
+
+    async def refill(self) -> None:
+        """Keep the buffer full during a step, one group between slots (about 1 ms each)."""
+        while True:
+            await self._low.wait()
+            self._low.clear()
+            while len(self._buffer) < self.ahead:
+                self._buffer.append(self._draw())
+                await asyncio.sleep(0)
+
+
+class SourceMix:
+    """The sources of `--personas`, each chosen per new group by its weight."""
+
+    def __init__(self, sources: Sequence[tuple[float, Scripts | Generated]], scripts: list[PersonaScript],
+                 profiles: dict[str, DialogueProfile]) -> None:
+        self.profiles = profiles
+        self.sources = [s for _, s in sources]
+        self._weights = list(_accumulate(w for w, _ in sources))
+        total = sum(w for w, _ in sources)
+        self._share = {id(s): w / total for w, s in sources}
+        self.scripts = scripts  # the fixed scripts (the records' first `personas` line)
+        self.generated = next((s for s in self.sources if isinstance(s, Generated)), None)
+        self._refill: asyncio.Task[None] | None = None
+
+    def next(self, rng: random.Random) -> Group:
+        source = self.sources[0] if len(self.sources) == 1 else rng.choices(self.sources, cum_weights=self._weights)[0]
+        return source.next(rng)
+
+    def before_step(self, qps: float, first: bool) -> None:
+        """Draw ahead what AHEAD_S seconds of this rate start. Before the first step nothing
+        is in flight, so the buffer is filled there and then; later, turns of the last step
+        may still be in flight (a pause would lengthen their latency), so the refill task
+        raises the buffer between slots."""
+        if self.generated is None:
+            return
+        groups_per_s = qps * self._share[id(self.generated)] / max(1.0, self.generated.mean_sessions_turns)
+        ahead = math.ceil(groups_per_s * AHEAD_S) + MIN_AHEAD
+        if first:
+            self.generated.fill(ahead)
+            self._refill = asyncio.get_running_loop().create_task(self.generated.refill())
+        else:
+            self.generated.raise_to(ahead)
+
+    async def close(self) -> None:
+        if self._refill is not None:
+            self._refill.cancel()
+            await asyncio.gather(self._refill, return_exceptions=True)
+            self._refill = None
+
+
+def _accumulate(values: Any) -> list[float]:
+    total, out = 0.0, []
+    for v in values:
+        total += float(v)
+        out.append(total)
+    return out
+
+
+def build_mix(specs: list[SourceSpec], *, profile: str, replicas: int, seed: int, generate: GenOptions,
+              metamorphic: bool, profiles: dict[str, DialogueProfile], request_params: dict[str, Any]) -> SourceMix:
+    """The mix for the engine; UsageError when a source cannot be used."""
+    sources: list[tuple[float, Scripts | Generated]] = []
+    fixed: list[PersonaScript] = []
+    for spec in specs:
+        if spec.kind == GENERATED:
+            problem = generate.problem()
+            if problem:
+                raise UsageError(f"--personas generated: {problem}")
+            if profile != "chat":
+                raise UsageError("--personas generated drives chat dialogues; phone-agent (autoglm) tasks come from "
+                                 "persona scripts: drop --profile autoglm or pass persona files")
+            sources.append((spec.weight, Generated(generate, seed, replicas, metamorphic, profiles, request_params)))
+            continue
+        scripts = load_scripts(spec, profile)
+        clash = {s.id for s in scripts} & {s.id for s in fixed}
+        if clash:
+            raise UsageError(f"--personas: persona id {sorted(clash)[0]!r} comes from two sources; give each once")
+        fixed += scripts
+        sources.append((spec.weight, Scripts([prepare(s, profiles, request_params) for s in scripts], replicas)))
+    return SourceMix(sources, fixed, profiles)
