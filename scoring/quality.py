@@ -20,6 +20,7 @@ from scoring.actions import DEFAULT_COORD_BUCKET, action_key, judged_text
 from scoring.claims import conflict
 from scoring.embed import EmbeddingCache
 from scoring.facts import Rules, judge_probe, rule_for
+from scoring.metamorphic import family_of
 from scoring.normalize import normalize
 from scoring.rates import JudgeRates, Thresholds, rogan_gladen
 from scoring.stats import clustered_rate_interval, wilson_ci
@@ -60,7 +61,8 @@ def context_loss(turns: Iterable[Record], rules: Rules, state_lost_sessions: set
             continue
         verdict = judge_probe(judged_text(t), expect, t.get("stale") or {}, t["persona"], rules)
         probes += 1
-        entry = per_group.setdefault(t.get("group") or t["session"], [t["persona"], 0, 0, 0])
+        # a metamorphic variant joins its dialogue's cluster; generated dialogues share one stratum
+        entry = per_group.setdefault(family_of(t.get("group") or t["session"]), [t.get("stratum") or t["persona"], 0, 0, 0])
         entry[2] += 1
         if verdict.is_lost:
             lost += 1
@@ -163,7 +165,7 @@ def pair_up(turns: Iterable[Record], group_facts: Mapping[str, Mapping[str, str]
         if len(replies) < 2:
             continue
         persona = replies[0]["persona"]
-        out.groups.setdefault(group, [persona, 0, 0, 0])
+        out.groups.setdefault(group, [replies[0].get("stratum") or persona, 0, 0, 0])
         facts = dict(group_facts.get(group) or {})
         facts.update(replies[0].get("expect") or {})
         expected = tuple(replies[0].get("expect") or ())

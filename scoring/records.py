@@ -2,7 +2,10 @@
 
 `records.jsonl` holds one JSON object per line. The first, ``kind: "personas"``, says how
 each persona's facts are drawn (pool, pattern, aliases, corrections), which the context-loss
-judge needs. ``kind: "turn"`` lines describe one turn (times in ms since the run's origin,
+judge needs; a generated dialogue gets a ``personas`` line of its own before its first turn,
+with the dialogue whole under ``scripts`` (a persona file's data, for replay). A turn of a
+generated dialogue carries ``stratum`` (its source, what steps are compared on) and a
+metamorphic variant's turns carry ``variant`` (their group is ``<group>/<variant>``). ``kind: "turn"`` lines describe one turn (times in ms since the run's origin,
 a monotonic clock); a session's first turn carries its drawn ``facts``; a probe carries
 ``expect`` (fact -> value), ``distance`` (turns back it was stated) and, after a correction,
 ``stale`` (the superseded values). A turn that got an answer carries its stream timing:
@@ -26,7 +29,7 @@ TURN_FIELDS = (
     "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
     "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "store_error", "version",
 )
-OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts", "itl_ms_mean", "itl_ms_std", "itl_ms_max")
+OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts", "itl_ms_mean", "itl_ms_std", "itl_ms_max", "stratum", "variant")
 
 
 class RecordError(ValueError):
@@ -62,8 +65,12 @@ def load_records(path: str | Path) -> RunRecords:
         kind = record.get("kind")
         if kind == "step":
             run.steps.append(record)
-        elif kind == "personas":
-            run.personas = record
+        elif kind == "personas":  # the scripts' line first, then one per generated dialogue
+            if run.personas:
+                run.personas["personas"].update(record.get("personas") or {})
+            else:
+                run.personas = {**record, "personas": dict(record.get("personas") or {})}
+            run.personas.pop("scripts", None)  # whole dialogues, for replay only
         else:
             run.turns.append(record)
     return run

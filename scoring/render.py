@@ -274,6 +274,7 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("OCS pairs undecided (bounds)", _ocs_undecided),
         line("OCS corrected for judge error", _ocs_corrected),
         line("judge false-diff / miss rate", _judge_errors),
+        *(metamorphic_rows(line) if any(s.get("metamorphic") for s in steps) else []),
         line("OCS vs lowest step", quality("ocs")),
         line("context loss vs lowest step", quality("context_loss")),
         line("sessions new / live max", lambda s: f"{s['sessions']['started']} / {s['sessions']['live_max']}"),
@@ -289,6 +290,34 @@ def detail_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
         line("verdict", _verdict),
     ]
     return header, rows
+
+
+def _agreement(figures: dict[str, Any] | None) -> str:
+    if not figures or figures.get("rate") is None:
+        return "-"
+    return f"{figures['rate']:.3f}" + _interval(figures["ci95"]) + _mark(figures)
+
+
+def metamorphic_rows(line: Callable[[str, Callable[[dict[str, Any]], str]], Row]) -> list[Row]:
+    def by_variant(s: dict[str, Any]) -> str:
+        variants = (s.get("metamorphic") or {}).get("by_variant") or {}
+        return " ".join(f"{v}:{f['rate']:.2f}" for v, f in variants.items() if f["rate"] is not None) or "-"
+
+    return [
+        line("metamorphic agreement [95% CI]", lambda s: _agreement(s.get("metamorphic"))),
+        line("variant pairs / agreeing / incomplete", lambda s: "{pairs} / {agree} / {incomplete}".format(
+            **s["metamorphic"]) if s.get("metamorphic") else "-"),
+        line("agreement by variant", by_variant),
+    ]
+
+
+def metamorphic_line(scorecard: dict[str, Any]) -> str | None:
+    """One line under the summary: each step's metamorphic agreement, when the run had variants."""
+    steps = [s for s in scorecard["steps"] if s.get("metamorphic")]
+    if not steps:
+        return None
+    return "metamorphic agreement: " + ", ".join(
+        f"{s['qps_target']:g} QPS {_agreement(s['metamorphic'])} ({s['metamorphic']['pairs']} pairs)" for s in steps)
 
 
 def agent_rows(line: Callable[[str, Callable[[dict[str, Any]], str]], Row]) -> list[Row]:
@@ -404,6 +433,7 @@ class MarkdownWriter:
             "",
             *_md_table(*summary_rows(scorecard)),
             "",
+            *([metamorphic_line(scorecard) or "", ""] if metamorphic_line(scorecard) else []),
             f"{STREAM_TITLE[0].upper()}{STREAM_TITLE[1:]}:",
             "",
             *_md_table(*stream_rows(scorecard)),
@@ -439,6 +469,9 @@ class TerminalWriter:
         console.print(grid)
         if narrow:
             console.print("  95% intervals: scorecard.md, report.html (or a terminal 150 columns wide)", highlight=False)
+        meta = metamorphic_line(scorecard)
+        if meta:
+            console.print(f"  {meta}", highlight=False)
         if any(UNRELIABLE in cell for row in body for cell in row):
             console.print(f"  {UNRELIABLE} interval from fewer replica groups than it needs: read it as rough", highlight=False)
         console.print(stream_table(scorecard))

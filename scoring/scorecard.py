@@ -26,6 +26,7 @@ from scoring.load import latency_all, offered, served, state_lost_share, verdict
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.rates import JudgeRates, Thresholds
 from scoring.records import load_records
+from scoring.metamorphic import agreement_by_step
 from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
 from scoring.streaming import stream_figures
 
@@ -287,6 +288,10 @@ def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options:
     if owns_judge and judge is not None:
         judge.close()
 
+    agreement = agreement_by_step(run.turns, rules, options.seed)
+    if agreement:
+        for result, step in zip(scored, run.steps):
+            result["metamorphic"] = agreement.get(step["step"])
     breached = False
     breaker: dict[str, Any] = {"tripped": False, "at_qps": None, "reason": None}
     for index, (result, step) in enumerate(zip(scored, run.steps)):
