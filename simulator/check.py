@@ -8,7 +8,9 @@ endpoint, and two properties are checked:
    padded, paraphrased) gets the same probe outcomes.
 
 On a failure Hypothesis shrinks to a minimal failing dialogue, which is printed and saved
-as a persona file. Model calls are slow and not perfectly repeatable, so: no per-example
+as a persona file. With a background load (`--background-qps`), the search runs while a
+`convsim run` child keeps the endpoint busy, rate after rate until a failure appears; the
+minimal dialogue is then re-run idle, to say whether it fails only under load. Model calls are slow and not perfectly repeatable, so: no per-example
 deadline; endpoint errors are not property failures (the example is discarded and counted);
 the minimal failure is re-run to say how often it reproduces; and a failure that does not
 reproduce while shrinking is reported as flaky, with the evidence, not as a crash.
@@ -20,7 +22,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -29,6 +31,7 @@ from hypothesis.errors import Flaky
 
 from personas.dump import dump_yaml
 from personas.strategies import VARIANTS, DialoguePlan, dialogue_plans
+from simulator.background import BackgroundFigures, BackgroundLoad
 from simulator.client import EndpointClient
 from simulator.dialogue import DialogueResult, run_dialogue
 
@@ -54,10 +57,18 @@ class CheckReport:
     flaky: bool = False
     reproduced: tuple[int, int] | None = None  # (failed, tries) when the minimal example was re-run
     saved: Path | None = None
+    background_qps: float | None = None  # the background rate the failure appeared at (None: no load)
+    background: list[tuple[float, BackgroundFigures | None]] = field(default_factory=list)  # each rate searched
+    idle: tuple[int, int] | None = None  # (failed, tries) of the minimal example re-run with no load
 
     @property
     def failed(self) -> bool:
         return self.minimal is not None or self.flaky
+
+    @property
+    def only_under_load(self) -> bool:
+        return self.minimal is not None and self.background_qps is not None and self.idle is not None \
+            and self.idle[0] == 0
 
 
 @dataclass(frozen=True)
@@ -70,40 +81,55 @@ class CheckOptions:
     metamorphic: bool = True
     confirm: int = 2
     save_dir: Path = Path("convsim-check")
+    background_qps: tuple[float, ...] = ()  # search under each rate in turn until a failure appears
 
 
 def _probe_failure(result: DialogueResult) -> str | None:
     return None if result.all_probes_carried else result.explain()
 
 
-def check(client_factory: Any, options: CheckOptions, log: Any = print) -> CheckReport:
-    """Run the search; `client_factory()` makes an EndpointClient inside the check's event loop."""
-    report = CheckReport()
-    loop = asyncio.new_event_loop()
-    client: EndpointClient = loop.run_until_complete(_make(client_factory))
+class _Dialogues:
+    """Runs dialogues against the endpoint from synchronous code (Hypothesis calls tests
+    synchronously), in an event loop of its own."""
 
-    def converse(plan: DialoguePlan) -> DialogueResult:
-        report.dialogues += 1
-        return loop.run_until_complete(run_dialogue(client, plan.to_script()))
+    def __init__(self, client_factory: Any, report: CheckReport) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.client: EndpointClient = self.loop.run_until_complete(_make(client_factory))
+        self.report = report
 
-    def examine(plan: DialoguePlan, variant: str | None) -> Failure | None:
-        result = converse(plan)
+    def converse(self, plan: DialoguePlan) -> DialogueResult:
+        self.report.dialogues += 1
+        return self.loop.run_until_complete(run_dialogue(self.client, plan.to_script()))
+
+    def examine(self, plan: DialoguePlan, variant: str | None) -> Failure | None:
+        result = self.converse(plan)
         if result.errors:
-            report.discarded += 1
+            self.report.discarded += 1
             assume(False)  # an endpoint error is not a memory failure; the example is dropped
         problem = _probe_failure(result)
         if problem:
             return Failure(plan, "probe", problem)
         if variant:
-            other = converse(VARIANTS[variant](plan))
+            other = self.converse(VARIANTS[variant](plan))
             if other.errors:
-                report.discarded += 1
+                self.report.discarded += 1
                 assume(False)
             if other.outcome() != result.outcome():
                 return Failure(plan, f"metamorphic:{variant}",
                                f"original:\n{result.explain()}\n{variant} variant:\n{other.explain()}")
         return None
 
+    def reruns(self, failure: Failure, tries: int) -> int:
+        """How many of `tries` re-runs of a failing example fail again."""
+        return sum(examine_quietly(self.examine, failure) for _ in range(tries))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+def _search(runner: _Dialogues, options: CheckOptions, report: CheckReport, log: Any) -> None:
+    """One Hypothesis search (and, on a failure, its shrinking and re-runs) into `report`."""
     variant_choice = st.sampled_from(sorted(VARIANTS)) if options.metamorphic else st.none()
 
     @hypothesis_seed(options.seed)
@@ -113,7 +139,7 @@ def check(client_factory: Any, options: CheckOptions, log: Any = print) -> Check
     @given(plan=dialogue_plans(options.language, options.min_turns, options.max_turns), variant=variant_choice)
     def search(plan: DialoguePlan, variant: str | None) -> None:
         report.examples += 1
-        failure = examine(plan, variant)
+        failure = runner.examine(plan, variant)
         if failure:
             report.failures.append(failure)
             if len(report.failures) == 1:
@@ -126,14 +152,44 @@ def check(client_factory: Any, options: CheckOptions, log: Any = print) -> Check
         report.minimal = report.failures[-1]  # Hypothesis replays the minimal example last
     except Flaky:
         report.flaky = True
+    if report.minimal is not None and options.confirm > 0:
+        report.reproduced = (runner.reruns(report.minimal, options.confirm) + 1, options.confirm + 1)
+
+
+def check(client_factory: Any, options: CheckOptions, log: Any = print,
+          background: Callable[[float], BackgroundLoad] | None = None) -> CheckReport:
+    """Run the search; `client_factory()` makes an EndpointClient inside the check's event loop.
+
+    With `options.background_qps` and `background` (rate -> a BackgroundLoad not started
+    yet), each rate in turn keeps a steady load on the endpoint while Hypothesis searches,
+    shrinks and re-runs; the first rate that shows a failure ends the search, the load
+    stops, and the minimal dialogue is re-run idle (`report.idle`): a failure that does not
+    come back idle appears only under load."""
+    report = CheckReport()
+    runner = _Dialogues(client_factory, report)
+    try:
+        if not options.background_qps or background is None:
+            _search(runner, options, report, log)
+        else:
+            for rate in options.background_qps:
+                load = background(rate)
+                log(f"background load: convsim run at {rate:g} QPS on the same endpoint ({load.out})")
+                with load:
+                    _search(runner, options, report, log)
+                report.background.append((rate, load.figures))
+                if load.figures is not None:
+                    log(f"  background: {load.figures.line()}")
+                if report.failed:
+                    report.background_qps = rate
+                    break
+            if report.minimal is not None:
+                tries = options.confirm + 1
+                log(f"  re-running the minimal dialogue {tries} times with no load")
+                report.idle = (runner.reruns(report.minimal, tries), tries)
     finally:
-        if report.minimal is not None and options.confirm > 0:
-            failed = sum(examine_quietly(examine, report.minimal) for _ in range(options.confirm))
-            report.reproduced = (failed + 1, options.confirm + 1)
-        loop.run_until_complete(client.aclose())
-        loop.close()
+        runner.close()
     if report.minimal is not None:
-        report.saved = save(report.minimal, options)
+        report.saved = save(report.minimal, options, report)
     return report
 
 
@@ -151,13 +207,36 @@ async def _make(factory: Any) -> EndpointClient:
     return client
 
 
-def save(failure: Failure, options: CheckOptions) -> Path:
+def facts_line(report: CheckReport) -> list[str]:
+    """What the check established about the minimal failure, a line each."""
+    lines = []
+    if report.reproduced:
+        failed, tries = report.reproduced
+        under = f" under {report.background_qps:g} QPS of background load" if report.background_qps else ""
+        lines.append(f"reproduced {failed} of {tries} runs{under}" + ("" if failed == tries else " (not deterministic)"))
+    elif report.background_qps:
+        lines.append(f"appeared under {report.background_qps:g} QPS of background load")
+    if report.idle is not None:
+        failed, tries = report.idle
+        lines.append(f"idle (no background load): failed {failed} of {tries} runs"
+                     + (" - it fails only under load" if failed == 0 else ""))
+    return lines
+
+
+def save(failure: Failure, options: CheckOptions, report: CheckReport | None = None) -> Path:
+    """The minimal dialogue as a persona file (what was found in its header comment); for a
+    metamorphic failure its variant too, beside it (`<name>-<variant>.yaml`): replayed
+    together, they disagree again."""
     options.save_dir.mkdir(parents=True, exist_ok=True)
-    script = failure.plan.to_script()
-    index = 1 + sum(1 for _ in options.save_dir.glob("check-*.yaml"))
+    index = 1 + sum(1 for p in options.save_dir.glob("check-*.yaml") if p.stem.count("-") == 2)
     name = f"check-seed{options.seed}-{index:03d}"
-    script = dataclasses.replace(script, id=name, title=f"shrunk by convsim check ({failure.kind})")
-    path = options.save_dir / f"{name}.yaml"
-    header = "".join(f"# {line}\n" for line in failure.evidence.splitlines())
-    path.write_text(header + dump_yaml(script), encoding="utf-8")
-    return path
+    facts = facts_line(report) if report is not None else []
+    header = "".join(f"# {line}\n" for line in [*facts, *failure.evidence.splitlines()])
+    plans = [(name, failure.plan)]
+    if failure.kind.startswith("metamorphic:"):
+        variant = failure.kind.split(":", 1)[1]
+        plans.append((f"{name}-{variant}", VARIANTS[variant](failure.plan)))
+    for pid, plan in plans:
+        script = dataclasses.replace(plan.to_script(), id=pid, title=f"shrunk by convsim check ({failure.kind})")
+        (options.save_dir / f"{pid}.yaml").write_text(header + dump_yaml(script), encoding="utf-8")
+    return options.save_dir / f"{name}.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,17 @@ EXIT_FAILED = 1
 @click.option("--confirm", type=click.IntRange(min=0), default=2, show_default=True, help="Re-runs of the minimal failure, to say how often it reproduces.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default="convsim-check", show_default=True, help="Folder for the minimal failing dialogue (a persona file).")
 @click.option("--timeout", type=SECONDS, default=60.0, show_default=True, help="Seconds a turn may take.")
+@click.option("--background-qps", default=None, metavar="R1,R2,..",
+              help="Keep a steady background load on the same endpoint while searching (a `convsim run` child: "
+                   "the normal engine, open loop), one rate after another until a failure appears. The report "
+                   "says at which rate it appeared, and re-runs the minimal dialogue idle to say whether it "
+                   "fails only under load. The load's records are kept beside the saved dialogue.")
+@click.option("--background-personas", default="builtin", show_default=True, metavar="SOURCE[:W],..",
+              help="What the background load drives (as convsim run --personas: builtin, generated, files).")
 def check_command(target: str, model: str, api_key: str | None, headers: tuple[tuple[str, str], ...],
                   max_examples: int, seed: int, language: str | None, max_turns: int, metamorphic: bool,
-                  confirm: int, save_dir: str, timeout: float) -> None:
+                  confirm: int, save_dir: str, timeout: float, background_qps: str | None,
+                  background_personas: str) -> None:
     """Search for dialogues the endpoint gets wrong, and shrink them to the smallest one.
 
     Hypothesis generates dialogues that state facts, make small talk and then ask for the
@@ -43,9 +52,13 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
     gets the same outcomes. A failure is shrunk to a minimal dialogue, printed, and saved as
     a persona file you can replay under load: convsim run --personas FILE.
 
+    With --background-qps R the search runs while the endpoint is busy: a failure that
+    appears only under load is found, shrunk under the same load, and re-run idle.
+
     Exit 0 when no failure was found, 1 when one was (flaky ones included), 2 on bad input.
     """
-    from simulator.check import CheckOptions, check
+    from simulator.background import BackgroundError, BackgroundLoad
+    from simulator.check import CheckOptions, check, facts_line
     from simulator.client import EndpointClient
     from simulator.redact import redact_url
     from simulator.runner import preflight
@@ -53,8 +66,17 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
     out = stdout_console()
     err = Console(stderr=True, highlight=False)
     sent = collect_headers(headers)
+    rates: tuple[float, ...] = ()
+    if background_qps is not None:
+        try:
+            rates = defaults.parse_qps(background_qps)
+        except ValueError as exc:
+            raise UsageError(f"--background-qps: {exc}") from None
+        from simulator.sources import parse_spec
+
+        parse_spec(background_personas)  # a bad spec: one line and exit 2 here, not from the child
     options = CheckOptions(max_examples=max_examples, seed=seed, language=language, max_turns=max_turns,
-                           metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir))
+                           metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir), background_qps=rates)
 
     def client() -> EndpointClient:
         return EndpointClient(target, model, api_key, timeout, headers=sent)
@@ -70,9 +92,22 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
 
     asyncio.run(reachable())
     err.print(f"checking {redact_url(target)} (model {model}): up to {max_examples} generated dialogues, seed {seed}")
-    report = check(client, options, log=lambda line: err.print(line))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+
+    def background(rate: float) -> BackgroundLoad:
+        out = Path(save_dir) / f"background-{stamp}-{rate:g}qps"
+        return BackgroundLoad(target, rate, out, model=model, api_key=api_key, headers=sent,
+                              personas=background_personas, timeout_s=timeout, seed=seed)
+
+    try:
+        report = check(client, options, log=lambda line: err.print(line, soft_wrap=True), background=background)
+    except BackgroundError as exc:
+        raise UsageError(str(exc)) from None
     out.print(f"tried {report.examples} examples ({report.dialogues} dialogues); "
               f"{report.discarded} dropped after endpoint errors")
+    for rate, figures in report.background:
+        out.print(f"background load at {rate:g} QPS: " + (figures.line() if figures else "no turn recorded"),
+                  highlight=False)
     if report.flaky:
         out.print("[bold yellow]FLAKY[/]: a failure was seen but did not reproduce while shrinking; the model "
                   "does not answer the same dialogue the same way. Evidence (first failure):")
@@ -80,16 +115,22 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
             out.print(report.failures[0].evidence, highlight=False, markup=False)
         sys.exit(EXIT_FAILED)
     if report.minimal is None:
-        out.print("[green]no failure found[/]")
+        loads = ", ".join(f"{rate:g}" for rate, _ in report.background)
+        out.print("[green]no failure found[/]" + (f" (under background loads of {loads} QPS)" if loads else ""))
         return
     failure = report.minimal
     out.print(f"[bold red]FAILED[/] ({failure.kind}); minimal dialogue after shrinking through "
               f"{len(report.failures)} failing examples ({len(failure.plan.ops)} turns):")
     out.print(failure.evidence, highlight=False, markup=False)
-    if report.reproduced:
-        failed, tries = report.reproduced
-        out.print(f"reproduced {failed} of {tries} runs" + ("" if failed == tries else " (not deterministic)"))
-    out.print(f"saved: {report.saved}  (replay: convsim run --personas {report.saved})")
+    for line in facts_line(report):
+        out.print(line, highlight=False)
+    saved = report.saved
+    if failure.kind.startswith("metamorphic:") and saved is not None:
+        variant = saved.with_name(f"{saved.stem}-{failure.kind.split(':', 1)[1]}.yaml")
+        out.print(f"saved: {saved} and its variant {variant}  (replay both: convsim run --personas {saved},{variant})",
+                  highlight=False, soft_wrap=True)
+    else:
+        out.print(f"saved: {saved}  (replay: convsim run --personas {saved})", highlight=False, soft_wrap=True)
     sys.exit(EXIT_FAILED)
 
 
@@ -99,6 +140,11 @@ def personas_group() -> None:
 
 
 def _load(spec: str) -> list[Any]:
+    """The library, persona files, or the generated dialogues a run drove (its folder)."""
+    from simulator.sources import scripts_of_run
+
+    if spec != "builtin" and (Path(spec) / "records.jsonl").is_file():
+        return scripts_of_run(Path(spec))
     try:
         return builtin_personas() if spec == "builtin" else load_personas(spec)
     except PersonaError as exc:
@@ -106,7 +152,8 @@ def _load(spec: str) -> list[Any]:
 
 
 @personas_group.command("list")
-@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|builtin")
+@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|RUN|builtin",
+              help="builtin, a persona file or folder, or a run folder (the generated dialogues it drove).")
 def personas_list(spec: str) -> None:
     """One line per persona: id, language, profile, turns, probes, farthest recall, title."""
     table = Table(title=f"personas: {spec}", title_justify="left")
@@ -121,7 +168,8 @@ def personas_list(spec: str) -> None:
 
 @personas_group.command("show")
 @click.argument("persona_id")
-@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|builtin")
+@click.option("--personas", "spec", default="builtin", show_default=True, metavar="PATH|RUN|builtin",
+              help="builtin, a persona file or folder, or a run folder (the generated dialogues it drove).")
 def personas_show(persona_id: str, spec: str) -> None:
     """Print one persona as a file you can copy and edit."""
     scripts = {s.id: s for s in _load(spec)}

@@ -7,6 +7,7 @@ this endpoint remember?" of one scripted or generated dialogue at a time.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -53,9 +54,17 @@ class DialogueResult:
     def all_probes_carried(self) -> bool:
         return not self.failed_probes
 
-    def outcome(self) -> tuple[tuple[int, bool], ...]:
-        """Which probes (by the fact names they check) were carried: what metamorphic variants compare."""
-        return tuple((i, not t.lost) for i, t in enumerate(t for t in self.turns if t.expect))
+    def outcome(self) -> tuple[tuple[str, int, bool], ...]:
+        """Which probes were carried, keyed by the fact each asks for and its occurrence (not
+        by position: a reordered variant asks the same questions in another order). What
+        metamorphic variants compare, here and in `scoring.metamorphic`."""
+        seen: Counter[str] = Counter()
+        out = []
+        for t in self.turns:
+            for name in sorted(t.expect):
+                out.append((name, seen[name], name not in t.lost))
+                seen[name] += 1
+        return tuple(sorted(out))
 
     def explain(self) -> str:
         lines = [f"dialogue {self.script.id} ({len(self.turns)} turns), facts {dict(self.facts)}"]

@@ -11,6 +11,7 @@
         assert result.all_probes_carried, result.explain()
 
     $ pytest --convsim-target http://localhost:8000/v1 --convsim-model my-model
+    $ pytest --convsim-target ... --convsim-background-qps 50   # the same, while the service is busy
 
 Without --convsim-target, tests that use `convsim_endpoint` are skipped.
 """
@@ -18,6 +19,7 @@ Without --convsim-target, tests that use `convsim_endpoint` are skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from typing import Any, Iterator, Mapping
 
@@ -49,6 +51,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "are skipped without it)")
     group.addoption("--convsim-model", metavar="NAME", default=DEFAULT_MODEL, help="Model name sent in requests.")
     group.addoption("--convsim-timeout", type=_seconds, default=60.0, help="Seconds a turn may take.")
+    group.addoption("--convsim-background-qps", type=_rate, default=None, metavar="R",
+                    help="Keep a steady background load of R turns/s (a `convsim run` child, builtin personas) on "
+                         "the endpoint while the tests run, so they test memory under load")
+    group.addoption("--convsim-background-personas", default="builtin", metavar="SOURCE",
+                    help="What the background load drives (as convsim run --personas)")
+
+
+def _rate(text: str) -> float:
+    import argparse
+
+    from simulator.config import parse_qps
+
+    try:
+        rates = parse_qps(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if len(rates) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one rate, e.g. 50")
+    return rates[0]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("convsim_background_qps") is not None and not config.getoption("convsim_target"):
+        raise pytest.UsageError("--convsim-background-qps needs --convsim-target URL (the endpoint to load)")
 
 
 class Endpoint:
@@ -79,6 +105,30 @@ def convsim_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     if not target:
         pytest.skip("needs --convsim-target URL")
     key = os.environ.get("CONVSIM_API_KEY") or os.environ.get("OPENAI_API_KEY")
-    endpoint = Endpoint(target, config.getoption("convsim_model"), key, config.getoption("convsim_timeout"))
-    yield endpoint
-    endpoint.close()
+    model, timeout = config.getoption("convsim_model"), config.getoption("convsim_timeout")
+    rate = config.getoption("convsim_background_qps")
+    with contextlib.ExitStack() as stack:
+        if rate is not None:
+            from simulator.background import BackgroundError, BackgroundLoad
+
+            out = request.getfixturevalue("tmp_path_factory").mktemp("convsim-background") / "run"
+            load = BackgroundLoad(target, rate, out, model=model, api_key=key, timeout_s=timeout,
+                                  personas=config.getoption("convsim_background_personas"))
+            try:
+                stack.enter_context(load)
+            except BackgroundError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            stack.callback(lambda: _BACKGROUND.append(load))
+        endpoint = Endpoint(target, model, key, timeout)
+        stack.callback(endpoint.close)
+        yield endpoint
+
+
+_BACKGROUND: list[Any] = []  # the background loads that ran, for the summary
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for load in _BACKGROUND:
+        figures = load.figures
+        terminalreporter.write_line(f"convsim background load: {figures.line() if figures else 'no turn recorded'}; "
+                                    f"records in {load.out}")

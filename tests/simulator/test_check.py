@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from personas import load_personas
+from personas import PersonaScript, load_personas
 from simulator.check import CheckOptions, check
 from simulator.client import EndpointClient
 from simulator.dialogue import DialogueResult, run_dialogue
@@ -29,23 +29,30 @@ def factory(url: str):  # type: ignore[no-untyped-def]
 def test_forget_after_k_shrinks_to_about_k_plus_2_turns(forgetful: str, tmp_path: Path, seed: int) -> None:
     report = check(factory(forgetful), CheckOptions(max_examples=40, seed=seed, save_dir=tmp_path), log=lambda _: None)
     assert report.minimal is not None and not report.flaky
-    assert report.minimal.kind == "probe"
     script = report.minimal.plan.to_script()
-    assert len(script.turns) == 3 + 2  # stated, three turns of small talk, the probe: distance k + 1
+    if report.minimal.kind == "probe":
+        assert len(script.turns) == 3 + 2  # stated, three turns of small talk, the probe: distance k + 1
+    else:  # the dialogue at distance k passes; its padded variant, one turn of small talk longer, does not
+        assert report.minimal.kind == "metamorphic:padded"
+        assert len(script.turns) == 3 + 1 and script.probe_plan()[-1][0][1] == 3
     assert report.reproduced == (3, 3)  # a rule, not chance: it fails every time
     # The saved persona file replays: it loads and fails the same way.
     assert report.saved is not None
     [saved] = load_personas(report.saved)
     assert all(spec.value is not None for spec in saved.facts.values())  # the failing values, fixed
 
-    async def replay() -> bool:
+    async def replay(script: PersonaScript) -> DialogueResult:
         client = factory(forgetful)()
         try:
-            return (await run_dialogue(client, saved)).all_probes_carried
+            return await run_dialogue(client, script)
         finally:
             await client.aclose()
 
-    assert run(replay()) is False
+    if report.minimal.kind == "probe":
+        assert run(replay(saved)).all_probes_carried is False
+    else:  # the variant is saved beside it: together they disagree again
+        [variant] = load_personas(report.saved.with_name(report.saved.stem + "-padded.yaml"))
+        assert run(replay(saved)).outcome() != run(replay(variant)).outcome()
 
 
 def test_a_model_that_remembers_passes(tmp_path: Path) -> None:
@@ -72,7 +79,7 @@ def test_endpoint_errors_are_not_memory_failures(tmp_path: Path) -> None:
 
 
 def test_cli_exit_status_and_saved_file(forgetful: str, tmp_path: Path) -> None:
-    result = convsim("check", "--target", forgetful, "--model", "m", "--max-examples", "30",
+    result = convsim("check", "--target", forgetful, "--model", "m", "--max-examples", "30", "--no-metamorphic",
                      "--save", str(tmp_path), timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED (probe)" in result.stdout and "(5 turns)" in result.stdout

@@ -1,0 +1,161 @@
+"""A steady background load: `convsim run` in a child process, on the endpoint under test.
+
+`convsim check --background-qps R` and the pytest plugin's `--convsim-background-qps R`
+keep the service busy this way while Hypothesis searches, shrinks and confirms. The child is
+the normal engine (open loop, scripted or generated sessions, its own private Redis), so
+the background is what `convsim run` would offer; its records and scorecard are kept in its
+own folder. Secrets travel in the child's environment (CONVSIM_API_KEY, CONVSIM_HEADERS),
+never on its command line. The child runs in its own process group and dies with its parent.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.target.launch import PACKAGE_ROOT
+
+# `convsim ARGS` in an isolated interpreter with convsim's own folder first on sys.path
+CHILD_MAIN = "import sys; sys.path.insert(0, sys.argv.pop(1)); from simulator.cli import main; main(sys.argv[1:])"
+LONG_S = 7 * 24 * 3600.0  # the child's one step: runs until stopped
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 180.0  # the child finishes its in-flight turns and scores what it sent
+
+
+class BackgroundError(RuntimeError):
+    pass
+
+
+@dataclass
+class BackgroundFigures:
+    """What the background load did while it ran (from its records)."""
+
+    qps: float  # asked for
+    achieved: float  # turns sent per second, from its first turn to the stop
+    turns: int
+    errors: int
+    seconds: float
+
+    def line(self) -> str:
+        return (f"{self.qps:g} QPS asked, {self.achieved:.1f} sent/s over {self.seconds:.0f} s "
+                f"({self.turns} turns, {self.errors} failed)")
+
+
+class BackgroundLoad:
+    def __init__(self, target: str, qps: float, out: Path, *, model: str, api_key: str | None = None,
+                 headers: tuple[tuple[str, str], ...] = (), personas: str = "builtin", timeout_s: float = 60.0,
+                 seed: int = 0, think_time_s: float | None = None) -> None:
+        self.target, self.qps, self.out = target, qps, out
+        self.model, self.api_key, self.headers = model, api_key, headers
+        self.personas, self.timeout_s, self.seed, self.think_time_s = personas, timeout_s, seed, think_time_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+        self._started = 0.0
+        self.figures: BackgroundFigures | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".log")
+
+    def command(self) -> list[str]:
+        args = ["run", "--target", self.target, "--model", self.model, "--qps", f"{self.qps:g}",
+                "--duration", f"{LONG_S:g}", "--warmup", "0", "--no-breaker", "--personas", self.personas,
+                "--timeout", f"{self.timeout_s:g}", "--seed", str(self.seed), "--out", str(self.out)]
+        if self.think_time_s is not None:
+            args += ["--think-time", f"{self.think_time_s:g}"]
+        return [sys.executable, "-I", "-c", CHILD_MAIN, PACKAGE_ROOT, *args]
+
+    def start(self) -> BackgroundLoad:
+        """Start the child and wait until its turns flow (its first turn record)."""
+        from session_store.embedded import die_with_parent
+
+        env = {k: v for k, v in os.environ.items() if k not in ("CONVSIM_API_KEY", "OPENAI_API_KEY", "CONVSIM_HEADERS")}
+        if self.api_key:
+            env["CONVSIM_API_KEY"] = self.api_key
+        if self.headers:
+            env["CONVSIM_HEADERS"] = "\n".join(f"{n}: {v}" for n, v in self.headers)
+        env["COLUMNS"] = "100"
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                      preexec_fn=die_with_parent)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        records = self.out / "records.jsonl"
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BackgroundError(f"the background load (convsim run) exited at start: {self._last_line()}")
+            if records.exists() and b'"kind":"turn"' in records.read_bytes()[:1 << 20]:
+                self._started = time.monotonic()
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise BackgroundError(f"the background load sent no turn within {START_TIMEOUT_S:.0f} s: {self._last_line()}")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> BackgroundFigures | None:
+        """Stop it as Ctrl-C would (in-flight turns finish, what was sent is scored)."""
+        proc = self._proc
+        if proc is None:
+            return self.figures
+        seconds = time.monotonic() - self._started if self._started else 0.0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+        self.figures = self._measure(seconds) if self._started else None
+        return self.figures
+
+    def discard(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
+    def _measure(self, seconds: float) -> BackgroundFigures:
+        from scoring.records import RecordError, iter_records
+
+        turns = errors = 0
+        first = last = None
+        try:
+            for record in iter_records(self.out / "records.jsonl"):
+                if record.get("kind") != "turn":
+                    continue
+                turns += 1
+                errors += record.get("status") != "ok"
+                first = record["t_sched"] if first is None else min(first, record["t_sched"])
+                last = record["t_sched"] if last is None else max(last, record["t_sched"])
+        except (RecordError, OSError):
+            pass
+        span = (last - first) / 1000.0 if first is not None and last is not None and last > first else 0.0
+        return BackgroundFigures(self.qps, round(turns / span, 2) if span else 0.0, turns, errors, span or seconds)
+
+    def _last_line(self) -> str:
+        try:
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return "(no output)"
+        tail = collections.deque(lines, maxlen=1)
+        return tail[0].strip()[:300] if tail else "(no output)"
+
+    def __enter__(self) -> BackgroundLoad:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if exc and exc[0] is not None and not isinstance(exc[1], Exception):  # Ctrl-C: leave at once
+            self.discard()
+        self.stop()
