@@ -6,6 +6,9 @@
    Redis store and the record writer on (the whole hot path), offered 1.5x the bare rate
    with a fixed session pool, so the pool, not the clock, limits it. The ratio is the figure.
 3. Dispatch lag (sent - scheduled) p50/p99 of the engine at the given open-loop rates.
+
+With `personas="generated"` the engine's sessions are freshly drawn dialogues (drawn ahead,
+off the schedule), and the drawer's own rate is measured first.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from personas import builtin_personas
+from personas.draw import DialogueDrawer
+from personas.strategies import GenOptions
 from scoring import read_run, score_step
 from session_store import RedisSessionStore
 from simulator.client import EndpointClient
 from simulator.config import RunConfig
 from simulator.engine import Engine
-from simulator.profiles import of_profile
 from simulator.recorder import RecordWriter
+from simulator.runner import load_sources
 
 BENCH_MODEL = "bench-model"
 OVER_BARE = 1.5  # the engine is offered this times the bare sender's rate: it cannot serve more
@@ -54,10 +58,22 @@ class EngineFigures:
         return self.ok / self.window_s if self.window_s > 0 else 0.0
 
 
+def draws_per_second(seconds: float = 2.0, options: GenOptions | None = None) -> tuple[float, float]:
+    """(dialogues drawn per second on one core, their mean turns), drawing for `seconds`."""
+    drawer = DialogueDrawer(options or GenOptions(), seed=0)
+    turns = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        turns += len(drawer.draw().ops)
+    elapsed = time.perf_counter() - started
+    return drawer.drawn / elapsed, turns / drawer.drawn
+
+
 async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: float, sessions: int,
-                     think_s: float) -> EngineFigures:
+                     think_s: float, personas: str = "builtin") -> EngineFigures:
     config = RunConfig(qps=(qps,), model=BENCH_MODEL, duration_s=duration_s, warmup_s=min(1.0, duration_s / 4),
-                       think_time_s=think_s, max_sessions=sessions, replicas=1, timeout_s=30.0)
+                       think_time_s=think_s, max_sessions=sessions, replicas=1, timeout_s=30.0,
+                       personas=personas)
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="convsim-bench-") as folder:
         records = Path(folder) / "records.jsonl"
@@ -66,7 +82,7 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
         await store.ping()
         writer = RecordWriter(records)
         try:
-            engine = Engine(config, client, store, of_profile(builtin_personas(), "chat"), writer, run_id)
+            engine = Engine(config, client, store, load_sources(config), writer, run_id)
             steps = await engine.run(on_step=writer.write)
         finally:
             writer.close()

@@ -402,14 +402,17 @@ cli.add_command(target_command)
 @click.option("--duration", type=SECONDS, default=10.0, show_default=True, help="Seconds per measurement.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=defaults.MAX_CONCURRENCY), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
 @click.option("--rates", default="500,1000", show_default=True, callback=_qps, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
-def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -> None:
+@click.option("--personas", type=click.Choice(["builtin", "generated"]), default="builtin", show_default=True,
+              help="The engine's sessions: library scripts, or freshly drawn dialogues (then the drawer's own rate "
+                   "is measured too).")
+def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], personas: str) -> None:
     """Measure what this machine can generate: a bare aiohttp sender's rate, the engine's
     one-process ceiling with the store on in the same run (the ratio is the figure), and
     the dispatch lag at given rates. The target is the reference target at zero delay, in its
     own process; Redis is a private server.
     """
     from session_store import EmbeddedRedis
-    from simulator.bench import BENCH_MODEL, bare_sender, engine_run, offered_rate
+    from simulator.bench import BENCH_MODEL, bare_sender, draws_per_second, engine_run, offered_rate
     from simulator.runner import run_event_loop
     from simulator.target import TargetConfig, TargetProcess
 
@@ -419,13 +422,19 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...]) -
         out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
 
         async def measure() -> None:
+            if personas == "generated":
+                draws, turns = draws_per_second()
+                out.print(f"generated dialogues drawn: {draws:,.0f}/s on one core (mean {turns:.1f} turns: "
+                          f"{draws * turns:,.0f} turns/s of sessions per replica)")
             bare = await bare_sender(target.base_url, duration, concurrency)
             out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
-            ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0)
+            ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0,
+                                       personas)
             out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
             out.print(f"ratio engine / bare:                         {ceiling.ok_rate / bare:.2f}")
             for rate in rates:
-                figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0)
+                figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0,
+                                           personas)
                 out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
                           f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
 

@@ -12,7 +12,9 @@
 Every group drawn here is written to the records before its first turn (a `personas` record
 carrying each dialogue whole), so any session of a run can be replayed (see `scripts_of_run`).
 With `metamorphic`, a generated group runs its dialogue on --replicas sessions and each
-metamorphic variant (`personas.strategies.VARIANTS`) on one session beside them.
+metamorphic variant (`personas.strategies.VARIANTS`) on one session beside them; a variant
+that would send the very same words as the dialogue (one fact per statement already, nothing
+to reorder) is left out: it would agree by construction on a deterministic model.
 """
 
 from __future__ import annotations
@@ -182,9 +184,12 @@ class Generated:
 
     def _draw(self) -> Group:
         plan = self._drawer.draw()
-        scripts: list[tuple[PersonaScript, str | None, int]] = [(plan.to_script(), None, self._replicas)]
-        if self._metamorphic:
-            scripts += [(make(plan).to_script(), name, 1) for name, make in VARIANTS.items()]
+        original = plan.to_script()
+        scripts: list[tuple[PersonaScript, str | None, int]] = [(original, None, self._replicas)]
+        if self._metamorphic:  # a variant that sends the very same words tests nothing: left out
+            words = [t.user for t in original.turns]
+            variants = [(name, make(plan).to_script()) for name, make in VARIANTS.items()]
+            scripts += [(script, name, 1) for name, script in variants if [t.user for t in script.turns] != words]
         members = tuple(Member(prepare(s, self._profiles, self._params, GENERATED), n, v) for s, v, n in scripts)
         self._turns += sum(len(s.turns) * n for s, _, n in scripts)
         record = {"kind": "personas", "personas": {s.id: s.header() for s, _, _ in scripts},

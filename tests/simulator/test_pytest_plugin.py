@@ -36,3 +36,20 @@ def test_plugin_runs_generated_dialogues_against_the_target(pytester: pytest.Pyt
 def test_without_a_target_the_tests_are_skipped(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_memory=USER_TEST)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(skipped=1)
+
+
+def test_background_load_runs_beside_the_tests_and_is_summarised(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_memory=USER_TEST.replace("max_examples=15", "max_examples=3"))
+    with TargetProcess(TargetConfig(model="m", service_ms=20)) as target:
+        result = pytester.runpytest_subprocess("--convsim-target", target.base_url, "--convsim-model", "m",
+                                               "--convsim-background-qps", "20", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    summary = [line for line in result.outlines if line.startswith("convsim background load:")]
+    assert len(summary) == 1 and "20 QPS asked" in summary[0] and "0 failed" in summary[0]
+
+
+def test_background_load_needs_a_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_memory=USER_TEST)
+    result = pytester.runpytest_subprocess("--convsim-background-qps", "20", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--convsim-background-qps needs --convsim-target" in result.stderr.str()
