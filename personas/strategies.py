@@ -180,7 +180,10 @@ class DialoguePlan:
                 turns.append({"user": fillers[op.filler % len(fillers)]})
             else:
                 fact = latest[op.facts[0]]
-                turns.append({"user": PROBES[self.language][style].format(label=label[fact]), "expect": [fact]})
+                question = PROBES[self.language][style]
+                if self.language == "zh" and kind_of(fact) in POOLS:
+                    question = question.replace("多少", "什么")  # 多少 asks for a number
+                turns.append({"user": question.format(label=label[fact]), "expect": [fact]})
         facts: dict[str, dict[str, str]] = {}
         for k, v in self.values.items():
             facts[k] = {"value": v, "corrects": self.corrects[k]} if k in self.corrects else {"value": v}
@@ -396,9 +399,11 @@ def _plans(draw: st.DrawFn, options: GenOptions) -> DialoguePlan:
     ops: list[Op]
     if options.probe_distance is not None:
         low, high = options.probe_distance
-        min_turns, max_turns = options.min_turns, options.max_turns
-        first = draw(st.integers(max(low, min_turns - len(names)), min(high, max_turns - 1)))
+        max_turns = options.max_turns
+        first = draw(st.integers(low, min(high, max_turns - 1)))
         probes = [n for i, n in enumerate(names) if first + i <= high and first + 1 + i <= max_turns]
+        # the length is drawn in what is left of the range; small talk after the probes fills it
+        total = draw(st.integers(max(options.min_turns, first + len(probes)), max_turns))
         ops = [Op("state", tuple(names))]
         for i in range(first - 1):  # the gap: small talk, or a distractor
             other = distractor(names[i % len(names)]) if options.distractors and draw(st.booleans()) else None
@@ -407,7 +412,7 @@ def _plans(draw: st.DrawFn, options: GenOptions) -> DialoguePlan:
             else:
                 ops.append(Op("filler", filler=i))
         ops += [Op("probe", (n,)) for n in probes]
-        ops += [Op("filler", filler=len(ops) + i) for i in range(max(0, min_turns - len(ops)))]
+        ops += [Op("filler", filler=len(ops) + i) for i in range(total - len(ops))]
     else:
         count = draw(st.integers(options.min_turns, options.max_turns))
         kinds = 3 + options.corrections + options.distractors

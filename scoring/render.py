@@ -316,8 +316,12 @@ def metamorphic_line(scorecard: dict[str, Any]) -> str | None:
     steps = [s for s in scorecard["steps"] if s.get("metamorphic")]
     if not steps:
         return None
-    return "metamorphic agreement: " + ", ".join(
-        f"{s['qps_target']:g} QPS {_agreement(s['metamorphic'])} ({s['metamorphic']['pairs']} pairs)" for s in steps)
+    cells = [f"{s['qps_target']:g} QPS {_agreement(s['metamorphic'])} ({s['metamorphic']['pairs']} pairs)"
+             for s in steps]
+    if any(not s["metamorphic"]["pairs"] for s in steps):  # variants that never reached a probe: say why
+        cells.append("0 pairs: no variant got to a probe its dialogue also got to (longer steps or a shorter "
+                     "--think-time give them time)")
+    return "metamorphic agreement: " + ", ".join(cells)
 
 
 def agent_rows(line: Callable[[str, Callable[[dict[str, Any]], str]], Row]) -> list[Row]:

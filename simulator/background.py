@@ -33,6 +33,19 @@ class BackgroundError(RuntimeError):
     pass
 
 
+def check_personas(spec: str, option: str) -> None:
+    """What the child would drive, checked here: UsageError naming `option` (one line,
+    exit 2 before any child starts) when `convsim run --personas SPEC` would refuse it."""
+    from simulator.config import RunConfig
+    from simulator.errors import UsageError
+    from simulator.runner import load_sources
+
+    try:
+        load_sources(RunConfig(personas=spec))
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--personas", option, 1)) from None
+
+
 @dataclass
 class BackgroundFigures:
     """What the background load did while it ran (from its records)."""
@@ -42,10 +55,19 @@ class BackgroundFigures:
     turns: int
     errors: int
     seconds: float
+    ended_early: str | None = None  # the child's last line, when it stopped before it was told to
+
+    @property
+    def held(self) -> bool:
+        """It ran until stopped and sent within 10% of the asked rate."""
+        return self.ended_early is None and self.achieved >= 0.9 * self.qps
 
     def line(self) -> str:
-        return (f"{self.qps:g} QPS asked, {self.achieved:.1f} sent/s over {self.seconds:.0f} s "
+        text = (f"{self.qps:g} QPS asked, {self.achieved:.1f} sent/s over {self.seconds:.0f} s "
                 f"({self.turns} turns, {self.errors} failed)")
+        if self.ended_early is not None:
+            return text + f"; it ENDED EARLY: {self.ended_early}"
+        return text if self.held else text + "; it FELL SHORT of the asked rate"
 
 
 class BackgroundLoad:
@@ -76,7 +98,9 @@ class BackgroundLoad:
         """Start the child and wait until its turns flow (its first turn record)."""
         from session_store.embedded import die_with_parent
 
-        env = {k: v for k, v in os.environ.items() if k not in ("CONVSIM_API_KEY", "OPENAI_API_KEY", "CONVSIM_HEADERS")}
+        # the child's settings are its command line: none of the user's CONVSIM_* defaults (a
+        # CONVSIM_MAX_TURNS would end the load early), and only the secrets given here
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVSIM_") and k != "OPENAI_API_KEY"}
         if self.api_key:
             env["CONVSIM_API_KEY"] = self.api_key
         if self.headers:
@@ -109,6 +133,7 @@ class BackgroundLoad:
         if proc is None:
             return self.figures
         seconds = time.monotonic() - self._started if self._started else 0.0
+        ended_early = None if proc.poll() is None else self._last_line()
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
@@ -120,6 +145,8 @@ class BackgroundLoad:
         if self._log is not None:
             self._log.close()
         self.figures = self._measure(seconds) if self._started else None
+        if self.figures is not None:
+            self.figures.ended_early = ended_early
         return self.figures
 
     def discard(self) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, Unsatisfiable
 
 from personas.dump import dump_yaml
 from personas.strategies import VARIANTS, DialoguePlan, dialogue_plans
@@ -40,6 +40,13 @@ class PropertyFailure(AssertionError):
     pass
 
 
+class NothingAnswered(BaseException):  # not an Exception: Hypothesis would shrink it as a failure
+    """The endpoint answered none of the first GIVE_UP_AFTER dialogues whole: stop searching."""
+
+
+GIVE_UP_AFTER = 20
+
+
 @dataclass
 class Failure:
     plan: DialoguePlan
@@ -49,7 +56,8 @@ class Failure:
 
 @dataclass
 class CheckReport:
-    examples: int = 0
+    examples: int = 0  # every example Hypothesis ran, shrinking included
+    searched: int = 0  # examples before the first failure
     dialogues: int = 0
     discarded: int = 0  # examples whose dialogue hit an endpoint error
     failures: list[Failure] = field(default_factory=list)
@@ -60,6 +68,8 @@ class CheckReport:
     background_qps: float | None = None  # the background rate the failure appeared at (None: no load)
     background: list[tuple[float, BackgroundFigures | None]] = field(default_factory=list)  # each rate searched
     idle: tuple[int, int] | None = None  # (failed, tries) of the minimal example re-run with no load
+    unchecked: bool = False  # Hypothesis found no example whose dialogues all got answers
+    last_error: str | None = None  # the endpoint's last error, for a report of nothing checked
 
     @property
     def failed(self) -> bool:
@@ -92,19 +102,27 @@ class _Dialogues:
     """Runs dialogues against the endpoint from synchronous code (Hypothesis calls tests
     synchronously), in an event loop of its own."""
 
-    def __init__(self, client_factory: Any, report: CheckReport) -> None:
+    def __init__(self, client_factory: Any, report: CheckReport, stopped: Callable[[], bool]) -> None:
         self.loop = asyncio.new_event_loop()
         self.client: EndpointClient = self.loop.run_until_complete(_make(client_factory))
         self.report = report
+        self.stopped = stopped
 
     def converse(self, plan: DialoguePlan) -> DialogueResult:
+        if self.stopped():  # Ctrl-C: whatever Hypothesis made of it, nothing more is sent
+            raise KeyboardInterrupt
         self.report.dialogues += 1
-        return self.loop.run_until_complete(run_dialogue(self.client, plan.to_script()))
+        result = self.loop.run_until_complete(run_dialogue(self.client, plan.to_script()))
+        for turn in result.errors:
+            self.report.last_error = f"{turn.status} on turn {turn.index}"
+        return result
 
     def examine(self, plan: DialoguePlan, variant: str | None) -> Failure | None:
         result = self.converse(plan)
         if result.errors:
             self.report.discarded += 1
+            if self.report.discarded >= GIVE_UP_AFTER and self.report.discarded == self.report.dialogues:
+                raise NothingAnswered
             assume(False)  # an endpoint error is not a memory failure; the example is dropped
         problem = _probe_failure(result)
         if problem:
@@ -124,6 +142,11 @@ class _Dialogues:
         return sum(examine_quietly(self.examine, failure) for _ in range(tries))
 
     def close(self) -> None:
+        pending = asyncio.all_tasks(self.loop)  # a dialogue Ctrl-C cut off: cancelled, not left to fail later
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.run_until_complete(self.client.aclose())
         self.loop.close()
 
@@ -139,6 +162,8 @@ def _search(runner: _Dialogues, options: CheckOptions, report: CheckReport, log:
     @given(plan=dialogue_plans(options.language, options.min_turns, options.max_turns), variant=variant_choice)
     def search(plan: DialoguePlan, variant: str | None) -> None:
         report.examples += 1
+        if not report.failures:
+            report.searched += 1
         failure = runner.examine(plan, variant)
         if failure:
             report.failures.append(failure)
@@ -152,12 +177,15 @@ def _search(runner: _Dialogues, options: CheckOptions, report: CheckReport, log:
         report.minimal = report.failures[-1]  # Hypothesis replays the minimal example last
     except Flaky:
         report.flaky = True
+    except (Unsatisfiable, NothingAnswered):  # every example was dropped: the endpoint answered no dialogue whole
+        report.unchecked = True
     if report.minimal is not None and options.confirm > 0:
         report.reproduced = (runner.reruns(report.minimal, options.confirm) + 1, options.confirm + 1)
 
 
 def check(client_factory: Any, options: CheckOptions, log: Any = print,
-          background: Callable[[float], BackgroundLoad] | None = None) -> CheckReport:
+          background: Callable[[float], BackgroundLoad] | None = None,
+          stopped: Callable[[], bool] = lambda: False) -> CheckReport:
     """Run the search; `client_factory()` makes an EndpointClient inside the check's event loop.
 
     With `options.background_qps` and `background` (rate -> a BackgroundLoad not started
@@ -166,7 +194,7 @@ def check(client_factory: Any, options: CheckOptions, log: Any = print,
     stops, and the minimal dialogue is re-run idle (`report.idle`): a failure that does not
     come back idle appears only under load."""
     report = CheckReport()
-    runner = _Dialogues(client_factory, report)
+    runner = _Dialogues(client_factory, report, stopped)
     try:
         if not options.background_qps or background is None:
             _search(runner, options, report, log)
@@ -179,12 +207,12 @@ def check(client_factory: Any, options: CheckOptions, log: Any = print,
                 report.background.append((rate, load.figures))
                 if load.figures is not None:
                     log(f"  background: {load.figures.line()}")
-                if report.failed:
+                if report.failed or report.unchecked:
                     report.background_qps = rate
                     break
             if report.minimal is not None:
                 tries = options.confirm + 1
-                log(f"  re-running the minimal dialogue {tries} times with no load")
+                log(f"  re-running the minimal dialogue with no load ({tries} run{'s' if tries > 1 else ''})")
                 report.idle = (runner.reruns(report.minimal, tries), tries)
     finally:
         runner.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from simulator import config as defaults
 from simulator.cli_options import SECONDS, collect_headers, header_option, stdout_console
 from simulator.errors import UsageError
 
-EXIT_FAILED = 1
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
 @click.command("check")
@@ -57,7 +58,7 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
 
     Exit 0 when no failure was found, 1 when one was (flaky ones included), 2 on bad input.
     """
-    from simulator.background import BackgroundError, BackgroundLoad
+    from simulator.background import BackgroundError, BackgroundLoad, check_personas
     from simulator.check import CheckOptions, check, facts_line
     from simulator.client import EndpointClient
     from simulator.redact import redact_url
@@ -72,9 +73,9 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
             rates = defaults.parse_qps(background_qps)
         except ValueError as exc:
             raise UsageError(f"--background-qps: {exc}") from None
-        from simulator.sources import parse_spec
-
-        parse_spec(background_personas)  # a bad spec: one line and exit 2 here, not from the child
+        check_personas(background_personas, "--background-personas")  # one line and exit 2 here, not from the child
+    elif click.get_current_context().get_parameter_source("background_personas") is not click.core.ParameterSource.DEFAULT:
+        raise UsageError("--background-personas says what the background load drives: give it with --background-qps")
     options = CheckOptions(max_examples=max_examples, seed=seed, language=language, max_turns=max_turns,
                            metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir), background_qps=rates)
 
@@ -91,7 +92,8 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
             await probe.aclose()
 
     asyncio.run(reachable())
-    err.print(f"checking {redact_url(target)} (model {model}): up to {max_examples} generated dialogues, seed {seed}")
+    err.print(f"checking {redact_url(target)} (model {model}): up to {max_examples} generated dialogues, seed {seed}",
+              soft_wrap=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
 
     def background(rate: float) -> BackgroundLoad:
@@ -99,15 +101,36 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
         return BackgroundLoad(target, rate, out, model=model, api_key=api_key, headers=sent,
                               personas=background_personas, timeout_s=timeout, seed=seed)
 
+    interrupted: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        report = check(client, options, log=lambda line: err.print(line, soft_wrap=True), background=background)
+        report = check(client, options, log=lambda line: err.print(line, soft_wrap=True), background=background,
+                       stopped=lambda: bool(interrupted))
     except BackgroundError as exc:
         raise UsageError(str(exc)) from None
-    out.print(f"tried {report.examples} examples ({report.dialogues} dialogues); "
-              f"{report.discarded} dropped after endpoint errors")
+    except KeyboardInterrupt:
+        interrupted.append(True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:  # whatever the search made of it: nothing is concluded from a cut-off search
+        err.print("convsim check: interrupted; nothing concluded (the background load, if any, was stopped)",
+                  soft_wrap=True)
+        sys.exit(EXIT_INTERRUPTED)
+    shrinking = report.examples - report.searched
+    out.print(f"tried {report.searched} examples" + (f", then {shrinking} while shrinking" if shrinking else "")
+              + f" ({report.dialogues} dialogues); {report.discarded} dropped after endpoint errors")
     for rate, figures in report.background:
         out.print(f"background load at {rate:g} QPS: " + (figures.line() if figures else "no turn recorded"),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
+    if report.unchecked:
+        out.print("[bold red]UNCHECKED[/]: the endpoint answered no generated dialogue without an error "
+                  f"(last: {report.last_error}); nothing was checked", soft_wrap=True)
+        sys.exit(EXIT_FAILED)
     if report.flaky:
         out.print("[bold yellow]FLAKY[/]: a failure was seen but did not reproduce while shrinking; the model "
                   "does not answer the same dialogue the same way. Evidence (first failure):")
@@ -115,8 +138,11 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
             out.print(report.failures[0].evidence, highlight=False, markup=False)
         sys.exit(EXIT_FAILED)
     if report.minimal is None:
-        loads = ", ".join(f"{rate:g}" for rate, _ in report.background)
-        out.print("[green]no failure found[/]" + (f" (under background loads of {loads} QPS)" if loads else ""))
+        held = [f"{rate:g}" for rate, figures in report.background if figures is not None and figures.held]
+        short = [f"{rate:g}" for rate, figures in report.background if figures is None or not figures.held]
+        out.print("[green]no failure found[/]" + (f" under background loads of {', '.join(held)} QPS" if held else "")
+                  + (f"; the load asked at {', '.join(short)} QPS did not hold, so those searches ran under less"
+                     if short else ""), soft_wrap=True)
         return
     failure = report.minimal
     out.print(f"[bold red]FAILED[/] ({failure.kind}); minimal dialogue after shrinking through "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any, Callable
 
@@ -173,15 +174,19 @@ def scoring_settings(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def stdout_console() -> Console:
-    """A terminal keeps its width; a pipe or file gets room for the whole scorecard table."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    """A terminal keeps its width; a pipe or file gets room for the whole scorecard table,
+    unless COLUMNS says how wide to be."""
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 200)
 
 
 GEN_OPTIONS = ("gen_language", "gen_turns", "gen_probe_distance", "gen_corrections", "gen_distractors")
 
 
-def _span(name: str) -> Callable[[click.Context, click.Parameter, Any], tuple[int, int] | None]:
-    """'N' or 'MIN-MAX' -> (min, max)."""
+def _span(name: str, least: int = 1) -> Callable[[click.Context, click.Parameter, Any], tuple[int, int] | None]:
+    """'N' or 'MIN-MAX' -> (min, max), least <= min <= max."""
 
     def parse(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[int, int] | None:
         if value is None:
@@ -191,8 +196,8 @@ def _span(name: str) -> Callable[[click.Context, click.Parameter, Any], tuple[in
             span = (int(low), int(high) if sep else int(low))
         except ValueError:
             raise click.BadParameter(f"{value!r}: give a number or a range, e.g. {name}", ctx, param) from None
-        if span[0] < 1 or span[1] < span[0]:
-            raise click.BadParameter(f"{value!r}: expected 1 <= min <= max, e.g. {name}", ctx, param)
+        if span[0] < least or span[1] < span[0]:
+            raise click.BadParameter(f"{value!r}: expected {least} <= min <= max, e.g. {name}", ctx, param)
         return span
     return parse
 
@@ -202,7 +207,7 @@ def generated_options() -> Callable[[Any], Any]:
     options = [
         click.option("--gen-language", type=click.Choice(["en", "zh", "both"]), default="both", show_default=True,
                      help="Generated dialogues: their language."),
-        click.option("--gen-turns", default="2-12", show_default=True, metavar="MIN-MAX", callback=_span("4-10"),
+        click.option("--gen-turns", default="2-12", show_default=True, metavar="MIN-MAX", callback=_span("4-10", least=2),
                      help="Generated dialogues: how many turns (drawn evenly in the range)."),
         click.option("--gen-probe-distance", default=None, metavar="N|MIN-MAX", callback=_span("3-6"),
                      help="Generated dialogues: ask for each fact this many turns after stating it (small talk "

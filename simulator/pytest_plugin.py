@@ -73,8 +73,21 @@ def _rate(text: str) -> float:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("convsim_background_qps") is not None and not config.getoption("convsim_target"):
-        raise pytest.UsageError("--convsim-background-qps needs --convsim-target URL (the endpoint to load)")
+    if config.getoption("convsim_background_qps") is not None:
+        if not config.getoption("convsim_target"):
+            raise pytest.UsageError("--convsim-background-qps needs --convsim-target URL (the endpoint to load)")
+        from simulator.background import check_personas
+        from simulator.errors import UsageError
+
+        try:
+            check_personas(config.getoption("convsim_background_personas"), "--convsim-background-personas")
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+class TurnsFailed(AssertionError):
+    """A dialogue whose turns the endpoint did not answer: it says nothing about memory, so
+    the test fails with what went wrong rather than pass on an empty judgement."""
 
 
 class Endpoint:
@@ -88,9 +101,22 @@ class Endpoint:
     async def _make(base_url: str, model: str, api_key: str | None, timeout_s: float) -> EndpointClient:
         return EndpointClient(base_url, model, api_key, timeout_s)
 
-    def run(self, script: PersonaScript, facts: Mapping[str, str] | None = None, seed: int = 0) -> DialogueResult:
-        """Run a dialogue turn by turn and judge its probes."""
-        return self._loop.run_until_complete(run_dialogue(self._client, script, facts, seed))
+    def run(self, script: PersonaScript, facts: Mapping[str, str] | None = None, seed: int = 0,
+            allow_errors: bool = False) -> DialogueResult:
+        """Run a dialogue turn by turn and judge its probes. A turn the endpoint did not
+        answer raises TurnsFailed, unless `allow_errors` (then see `result.errors`)."""
+        result = self._loop.run_until_complete(run_dialogue(self._client, script, facts, seed))
+        if result.errors and not allow_errors:
+            raise TurnsFailed(f"{len(result.errors)} of {len(result.turns)} turns got no answer from the endpoint "
+                              f"(first: {result.errors[0].status}); the dialogue could not be judged\n"
+                              + result.explain())
+        return result
+
+    def preflight(self) -> None:
+        """Reach the endpoint and check it serves the model, as `convsim run` does first."""
+        from simulator.runner import preflight
+
+        self._loop.run_until_complete(preflight(self._client))
 
     def close(self) -> None:
         self._loop.run_until_complete(self._client.aclose())
@@ -121,6 +147,13 @@ def convsim_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
             stack.callback(lambda: _BACKGROUND.append(load))
         endpoint = Endpoint(target, model, key, timeout)
         stack.callback(endpoint.close)
+        from simulator.errors import UsageError
+
+        try:
+            endpoint.preflight()
+        except UsageError as exc:
+            message = str(exc).replace("--model", "--convsim-model").replace("--target", "--convsim-target")
+            pytest.fail(f"convsim: {message}", pytrace=False)
         yield endpoint
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from personas import PersonaError, PersonaScript, build_script, load_personas, to_data
+from personas.loader import MAX_WEIGHT
 from personas.draw import DialogueDrawer
 from personas.script import ProbePlanTurn
 from personas.strategies import VARIANTS, GenOptions
@@ -103,8 +104,9 @@ def parse_spec(text: str) -> list[SourceSpec]:
                 weight = float(tail)
             except ValueError:
                 raise UsageError(f"--personas {item!r}: the weight after ':' must be a number, e.g. generated:2") from None
-            if not math.isfinite(weight) or weight <= 0:
-                raise UsageError(f"--personas {item!r}: a weight must be a positive number, e.g. generated:2")
+            if not math.isfinite(weight) or weight <= 0 or weight > MAX_WEIGHT:
+                raise UsageError(f"--personas {item!r}: a weight must be a positive number up to {MAX_WEIGHT:g}, "
+                                 "e.g. generated:2")
             name = head
         kind = name if name in (BUILTIN, GENERATED) else "path"
         if any(s.kind == kind and s.path == (None if kind != "path" else name) for s in out):
@@ -129,8 +131,8 @@ def scripts_of_run(folder: Path) -> list[PersonaScript]:
     except PersonaError as exc:
         raise UsageError(f"--personas {folder}: a recorded dialogue is not a valid persona ({exc})") from None
     if not scripts:
-        raise UsageError(f"--personas {folder}: this run drove no generated dialogues (its scripts came from files; "
-                         "pass those files instead)")
+        raise UsageError(f"--personas {folder}: this run folder holds no generated dialogue (a run of persona files, "
+                         "or one that ended before its first group); pass persona files or another run")
     return scripts
 
 
@@ -142,6 +144,9 @@ def load_scripts(spec: SourceSpec, profile: str) -> list[PersonaScript]:
     path = Path(spec.path)
     if path.is_dir() and (path / "records.jsonl").exists():
         return scripts_of_run(path)
+    if not path.exists():
+        raise UsageError(f"--personas {spec.path}: no such file or folder; give builtin, generated, a persona file "
+                         "or folder, or a run folder")
     try:
         return load_personas(path)
     except PersonaError as exc:

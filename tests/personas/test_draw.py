@@ -80,6 +80,8 @@ def test_draws_are_spread_like_independent_samples_not_a_search() -> None:
     GenOptions(language="zh", min_turns=4, max_turns=6),
     GenOptions(language="en", max_turns=10, probe_distance=(3, 5), distractors=True),
     GenOptions(corrections=True, distractors=True, min_turns=8, max_turns=8),
+    GenOptions(min_turns=10, max_turns=12, probe_distance=(1, 1)),  # a near probe in a long dialogue
+    GenOptions(min_turns=6, max_turns=12, probe_distance=(2, 4)),
 ])
 def test_drawn_dialogues_keep_their_options(options: GenOptions) -> None:
     drawer = DialogueDrawer(options, seed=3)
@@ -92,6 +94,9 @@ def test_drawn_dialogues_keep_their_options(options: GenOptions) -> None:
         if options.probe_distance:
             low, high = options.probe_distance
             assert all(low <= d <= high for d in plan.probe_distances())
+    shortest = max(options.min_turns, options.probe_distance[0] + 1 if options.probe_distance else 2)
+    lengths = {len(drawer.draw().ops) for _ in range(200)}
+    assert lengths == set(range(shortest, options.max_turns + 1))  # the whole range, not one end
 
 
 def test_without_hypothesis_internals_the_drawer_falls_back_to_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,9 +75,11 @@ def test_without_a_failure_every_rate_is_searched(tmp_path: Path) -> None:
 def test_cli_says_where_the_failure_appeared(overloaded: str, tmp_path: Path) -> None:
     result = convsim("check", "--target", overloaded, "--model", "m", "--max-examples", "10", "--no-metamorphic",
                      "--background-qps", f"{RATE:g}", "--save", str(tmp_path), "--api-key", "sk-SECRET-123",
+                     env={"CONVSIM_MAX_TURNS": "1", "CONVSIM_METAMORPHIC": "1"},  # the user's defaults for run
                      timeout=240)
     assert result.returncode == 1, result.stderr
     assert f"under {RATE:g} QPS of background load" in result.stdout
+    assert "ENDED EARLY" not in result.stdout and "FELL SHORT" not in result.stdout  # not the child's settings
     assert "it fails only under load" in result.stdout
     for path in tmp_path.rglob("*"):  # the key went to the child's environment, never to a file
         if path.is_file():
@@ -88,7 +90,19 @@ def test_cli_says_where_the_failure_appeared(overloaded: str, tmp_path: Path) ->
     (["--target", "http://127.0.0.1:9/v1", "--background-qps", "fast"], "--background-qps"),
     (["--target", "http://127.0.0.1:9/v1", "--background-qps", "0"], "positive rate"),
     (["--background-qps", "10"], "--target"),
-    (["--target", "http://127.0.0.1:9/v1", "--background-qps", "10", "--background-personas", "builtin:x"], "weight"),
+    (["--target", "http://127.0.0.1:9/v1", "--background-qps", "10", "--background-personas", "builtin:x"],
+     "--background-personas 'builtin:x': the weight"),
+    (["--target", "http://127.0.0.1:9/v1", "--background-qps", "10", "--background-personas", "bogus"],
+     "--background-personas bogus: no such file"),
+    (["--target", "http://127.0.0.1:9/v1", "--background-personas", "generated"], "with --background-qps"),
 ])
-def test_bad_background_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
-    assert_one_line_error(convsim("check", *args), needle)
+def test_bad_background_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    assert_one_line_error(convsim("check", *args, "--save", str(tmp_path)), needle)
+    assert not list(tmp_path.iterdir())  # no child was started, no log left
+
+
+def test_an_endpoint_that_answers_nothing_is_unchecked_not_passed(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=0, error_rate=1.0)) as target:
+        result = convsim("check", "--target", target.base_url, "--model", "m", "--save", str(tmp_path), timeout=120)
+    assert result.returncode == 1 and "UNCHECKED" in result.stdout and "nothing was checked" in result.stdout
+    assert "Traceback" not in result.stderr

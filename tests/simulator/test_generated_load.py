@@ -69,6 +69,10 @@ def test_generated_metamorphic_run_keeps_every_dialogue_and_agrees_on_a_target_t
             assert scripts[t["persona"]].render(t["turn"], scripts[t["persona"]].draw_facts(random.Random(0))) == t["user"]
     shown = convsim("personas", "show", sorted(scripts)[0], "--personas", str(tmp_path / "run"))
     assert shown.returncode == 0 and "turns:" in shown.stdout
+    report = convsim("report", str(tmp_path / "run"), env={"COLUMNS": "80"})
+    assert "metamorphic agreement: " in report.stdout
+    table = report.stdout.split("files:")[0]
+    assert max(len(line) for line in table.splitlines()) <= 80, table
 
 
 def test_a_run_folder_replays_its_generated_dialogues(tmp_path: Path) -> None:
@@ -133,6 +137,9 @@ def _truth(turns: list[dict[str, Any]], p: float) -> float:
     (["--personas", "generated", "--profile", "autoglm"], "phone-agent"),
     (["--personas", "builtin:abc"], "weight"),
     (["--personas", "generated:0"], "positive"),
+    (["--personas", "builtin:1e308,generated:1e308"], "up to"),
+    (["--personas", "generated", "--gen-turns", "10-12", "--gen-probe-distance", "12"], "probe distance 12"),
+    (["--personas", "generated", "--gen-turns", "1-3"], "2 <= min"),
     (["--personas", "generated,generated"], "named twice"),
     (["--personas", "builtin,,generated"], "empty item"),
     (["--personas", "/no/such/folder"], "no such file"),
@@ -147,7 +154,7 @@ def test_bad_generated_options_are_one_line_and_exit_2(tmp_path: Path, args: lis
 def test_a_folder_that_is_not_a_run_or_holds_no_generated_dialogue_is_refused(tmp_path: Path) -> None:
     (tmp_path / "records.jsonl").write_text('{"v": 1, "kind": "personas", "personas": {}}\n')
     result = convsim("run", "--personas", str(tmp_path), "--out", str(tmp_path / "out"))
-    assert_one_line_error(result, "drove no generated dialogues")
+    assert_one_line_error(result, "holds no generated dialogue")
 
 
 def test_source_weights_parse() -> None:

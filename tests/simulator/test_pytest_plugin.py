@@ -53,3 +53,16 @@ def test_background_load_needs_a_target(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--convsim-background-qps", "20", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--convsim-background-qps needs --convsim-target" in result.stderr.str()
+
+
+def test_an_endpoint_that_fails_or_lacks_the_model_never_passes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_memory=USER_TEST.replace("max_examples=15", "max_examples=3"))
+    with TargetProcess(TargetConfig(model="m", service_ms=0, error_rate=1.0)) as target:
+        failing = pytester.runpytest_subprocess("--convsim-target", target.base_url, "--convsim-model", "m",
+                                                "-p", "no:cacheprovider")
+        unknown = pytester.runpytest_subprocess("--convsim-target", target.base_url, "--convsim-model", "other",
+                                                "-p", "no:cacheprovider")
+    failing.assert_outcomes(failed=1)
+    assert "TurnsFailed" in failing.stdout.str() and "could not be judged" in failing.stdout.str()
+    unknown.assert_outcomes(errors=1)
+    assert "--convsim-model 'other' is not served" in unknown.stdout.str()
