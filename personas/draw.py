@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import random
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -87,3 +88,42 @@ class DialogueDrawer:
 
         collect()
         return out[::-1]
+
+
+def options_to_json(options: GenOptions) -> str:
+    return json.dumps(dataclasses.asdict(options))
+
+
+def options_from_json(text: str) -> GenOptions:
+    data = json.loads(text)
+    if data.get("probe_distance") is not None:
+        data["probe_distance"] = tuple(data["probe_distance"])
+    return GenOptions(**data)
+
+
+def serve(options: GenOptions, seed: int, out: BinaryIO) -> None:
+    """Write drawn plans to `out`, one JSON line each, until the reader goes away. Run in a
+    process of its own (`python -m personas.draw OPTIONS-JSON SEED`), the drawing takes none of
+    the load generator's time; a full pipe holds it back."""
+    drawer = DialogueDrawer(options, seed)
+    try:
+        while True:
+            out.write(json.dumps(drawer.draw().to_json(), ensure_ascii=False).encode() + b"\n")
+            out.flush()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+def main(argv: list[str]) -> None:
+    """`OPTIONS-JSON SEED`: serve plans on stdout (how the engine's drawer child runs)."""
+    import sys
+    import warnings
+
+    warnings.simplefilter("ignore")  # nothing may reach stderr but a failure
+    serve(options_from_json(argv[0]), int(argv[1]), sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -239,7 +239,7 @@ class Engine:
             if last is not None and on_step:
                 on_step(last[0])
             store_before = self.store.stats.snapshot()
-            self.sources.before_step(0.0 if self.config.concurrency else max(qps, *self.config.qps), index == 0)
+            await self.sources.before_step(0.0 if self.config.concurrency else max(qps, *self.config.qps), index == 0)
             gc.freeze()  # no gc.collect() first: it would pause the last step's turns still in flight
             if self.config.concurrency:
                 step_record = await self._run_closed_step(index, int(qps), store_before)
@@ -369,6 +369,7 @@ class Engine:
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
             "sessions": self._session_figures(),
             "store": self.store.stats.minus(store_before).as_dict(),
+            **({"generated": generated} if (generated := self.sources.figures()) else {}),
         }
 
     async def _run_closed_step(self, index: int, concurrency: int, store_before: StoreStats) -> dict[str, Any]:
@@ -471,6 +472,8 @@ class Engine:
         if self._live + size > self._limit or idle_full:
             return None
         group = self.sources.next(self._rng)
+        if group is None:  # no generated dialogue ready: the slot goes unserved
+            return None
         if group.record is not None:  # a generated dialogue: written whole before its first turn
             self.recorder.write(group.record)
         name = f"g{next(self._groups):06d}"

@@ -5,8 +5,9 @@
 
 - `builtin`, a persona file or a folder of them: scripts, drawn by their `weight`;
 - `generated`: a fresh dialogue per replica group, drawn from `personas.strategies` with the
-  `--gen-*` options, reproducible from --seed. Drawing is kept off the schedule: groups are
-  drawn ahead into a buffer (topped up before each step, refilled between slots);
+  `--gen-*` options, reproducible from --seed. Drawing is kept off the schedule: a child
+  process draws, and groups are read ahead into a buffer (filled before the first step,
+  refilled between slots);
 - a run folder (with records.jsonl): the generated dialogues that run drove, replayed exactly.
 
 Every group drawn here is written to the records before its first turn (a `personas` record
@@ -21,17 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import math
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from personas import PersonaError, PersonaScript, build_script, load_personas, to_data
 from personas.loader import MAX_WEIGHT
-from personas.draw import DialogueDrawer
+from personas.draw import options_to_json
 from personas.script import ProbePlanTurn
-from personas.strategies import VARIANTS, GenOptions
+from personas.strategies import VARIANTS, DialoguePlan, GenOptions
 from simulator.errors import UsageError
 from simulator.profiles import DialogueProfile, estimate_text_tokens, of_profile, script_params
 
@@ -165,30 +168,55 @@ class Scripts:
 
 
 class Generated:
-    """Fresh dialogues from a `DialogueDrawer`, drawn ahead into a buffer."""
+    """Fresh dialogues, drawn in a child process (`personas.draw.serve`) and read ahead into
+    a buffer: the 0.6 ms a draw takes never runs on the schedule's thread. The child writes
+    the seeded sequence of plans; a full pipe holds it back. A group start that finds no
+    dialogue ready (the child fell behind, or stopped) is an unserved slot, counted."""
 
     def __init__(self, options: GenOptions, seed: int, replicas: int, metamorphic: bool,
                  profiles: dict[str, DialogueProfile], request_params: dict[str, Any]) -> None:
-        self._drawer = DialogueDrawer(options, seed)
+        options.check()
+        self._options, self._seed = options, seed
         self._replicas, self._metamorphic = replicas, metamorphic
         self._profiles, self._params = profiles, request_params
         self._buffer: collections.deque[Group] = collections.deque()
         self.ahead = MIN_AHEAD  # the buffer's fill level
-        self.drawn_in_schedule = 0  # groups drawn at a group start because the buffer was empty
+        self.drawn = 0  # groups read from the drawer
+        self.missed = 0  # group starts that found no dialogue ready
+        self.stopped: str | None = None  # why the drawer ended early
         self._turns = 0
         self._low = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def mean_sessions_turns(self) -> float:
         """Turns a group sends, on average so far (sessions x turns)."""
-        return self._turns / self._drawer.drawn if self._drawer.drawn else 7.0 * self._size
+        return self._turns / self.drawn if self.drawn else 7.0 * self._size
 
     @property
     def _size(self) -> int:
         return self._replicas + (len(VARIANTS) if self._metamorphic else 0)
 
-    def _draw(self) -> Group:
-        plan = self._drawer.draw()
+    def command(self) -> list[str]:
+        from simulator.target.launch import PACKAGE_ROOT
+
+        main = "import sys; sys.path.insert(0, sys.argv.pop(1)); from personas.draw import main; main(sys.argv[1:])"
+        return [sys.executable, "-I", "-c", main, PACKAGE_ROOT, options_to_json(self._options), str(self._seed)]
+
+    async def start(self, ahead: int) -> None:
+        """Start the drawer and read until `ahead` groups wait (before the first step: nothing
+        is in flight yet), then keep the buffer full in a task."""
+        from session_store.embedded import die_with_parent
+
+        self.raise_to(ahead)
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent, limit=1 << 20)
+        await self._fill(pause=False)
+        self._task = asyncio.get_running_loop().create_task(self._refill())
+
+    def group(self, plan: DialoguePlan) -> Group:
         original = plan.to_script()
         scripts: list[tuple[PersonaScript, str | None, int]] = [(original, None, self._replicas)]
         if self._metamorphic:  # a variant that sends the very same words tests nothing: left out
@@ -201,35 +229,54 @@ class Generated:
                   "scripts": {s.id: to_data(s) for s, _, _ in scripts}}
         return Group(members, record)
 
-    def next(self, rng: random.Random) -> Group:
+    async def _read_one(self) -> bool:
+        assert self._proc is not None and self._proc.stdout is not None and self._proc.stderr is not None
+        line = await self._proc.stdout.readline()
+        if not line:  # the drawer ended: say why, once
+            if self.stopped is None:
+                said = (await self._proc.stderr.read()).decode(errors="replace").strip().splitlines()
+                self.stopped = said[-1][:300] if said else f"exited with status {await self._proc.wait()}"
+            return False
+        self._buffer.append(self.group(DialoguePlan.from_json(json.loads(line))))
+        self.drawn += 1
+        return True
+
+    async def _fill(self, pause: bool) -> None:
+        while len(self._buffer) < self.ahead:
+            if not await self._read_one():
+                return
+            if pause:
+                await asyncio.sleep(0)  # one group (about 0.15 ms) between slots
+
+    async def _refill(self) -> None:
+        while self.stopped is None:
+            await self._low.wait()
+            self._low.clear()
+            await self._fill(pause=True)
+
+    def next(self, rng: random.Random) -> Group | None:
         if not self._buffer:
-            self.drawn_in_schedule += 1
-            return self._draw()
+            self.missed += 1
+            return None
         group = self._buffer.popleft()
         if len(self._buffer) < self.ahead:
             self._low.set()
         return group
 
-    def fill(self, ahead: int) -> None:
-        """Draw until `ahead` groups wait, at once (nothing may be in flight)."""
-        self.raise_to(ahead)
-        while len(self._buffer) < self.ahead:
-            self._buffer.append(self._draw())
-
     def raise_to(self, ahead: int) -> None:
-        """Keep at least `ahead` groups drawn (the refill task draws them between slots)."""
+        """Keep at least `ahead` groups read (the refill task reads them between slots)."""
         self.ahead = max(self.ahead, min(MAX_AHEAD, ahead))
         if len(self._buffer) < self.ahead:
             self._low.set()
 
-    async def refill(self) -> None:
-        """Keep the buffer full during a step, one group between slots (about 1 ms each)."""
-        while True:
-            await self._low.wait()
-            self._low.clear()
-            while len(self._buffer) < self.ahead:
-                self._buffer.append(self._draw())
-                await asyncio.sleep(0)
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+        self._task = self._proc = None
 
 
 class SourceMix:
@@ -244,13 +291,13 @@ class SourceMix:
         self._share = {id(s): w / total for w, s in sources}
         self.scripts = scripts  # the fixed scripts (the records' first `personas` line)
         self.generated = next((s for s in self.sources if isinstance(s, Generated)), None)
-        self._refill: asyncio.Task[None] | None = None
 
-    def next(self, rng: random.Random) -> Group:
+    def next(self, rng: random.Random) -> Group | None:
+        """The next group to start; None when its source has none ready (the slot goes unserved)."""
         source = self.sources[0] if len(self.sources) == 1 else rng.choices(self.sources, cum_weights=self._weights)[0]
         return source.next(rng)
 
-    def before_step(self, qps: float, first: bool) -> None:
+    async def before_step(self, qps: float, first: bool) -> None:
         """Draw ahead what AHEAD_S seconds of this rate start. Before the first step nothing
         is in flight, so the buffer is filled there and then; later, turns of the last step
         may still be in flight (a pause would lengthen their latency), so the refill task
@@ -260,16 +307,20 @@ class SourceMix:
         groups_per_s = qps * self._share[id(self.generated)] / max(1.0, self.generated.mean_sessions_turns)
         ahead = math.ceil(groups_per_s * AHEAD_S) + MIN_AHEAD
         if first:
-            self.generated.fill(ahead)
-            self._refill = asyncio.get_running_loop().create_task(self.generated.refill())
+            await self.generated.start(ahead)
         else:
             self.generated.raise_to(ahead)
 
+    def figures(self) -> dict[str, Any] | None:
+        """Generated groups so far: read from the drawer, group starts that found none ready
+        (unserved slots: should stay 0), and why the drawer stopped if it did."""
+        if self.generated is None:
+            return None
+        return {"drawn": self.generated.drawn, "missed": self.generated.missed, "stopped": self.generated.stopped}
+
     async def close(self) -> None:
-        if self._refill is not None:
-            self._refill.cancel()
-            await asyncio.gather(self._refill, return_exceptions=True)
-            self._refill = None
+        if self.generated is not None:
+            await self.generated.close()
 
 
 def _accumulate(values: Any) -> list[float]:

@@ -160,3 +160,29 @@ def test_a_folder_that_is_not_a_run_or_holds_no_generated_dialogue_is_refused(tm
 def test_source_weights_parse() -> None:
     specs = parse_spec("builtin:3, generated")
     assert [(s.kind, s.weight) for s in specs] == [("builtin", 3.0), ("generated", 1.0)]
+
+
+def test_the_drawer_child_serves_the_seeded_sequence_and_a_stopped_one_is_said_and_counted() -> None:
+    import sys
+
+    from simulator.profiles import make_profiles
+    from simulator.sources import Generated
+
+    async def drawn(command: list[str] | None) -> tuple[list[str], Generated]:
+        source = Generated(GenOptions(max_turns=6), 5, 1, False, make_profiles(), {})
+        if command is not None:
+            source.command = lambda: command  # type: ignore[method-assign]
+        await source.start(20)
+        names = []
+        for _ in range(20):
+            group = source.next(random.Random(0))
+            if group is not None:
+                names.append(group.members[0].prepared.script.id)
+        await source.close()
+        return names, source
+
+    names, source = asyncio.run(drawn(None))
+    expected = DialogueDrawer(GenOptions(max_turns=6), seed=5)
+    assert names == [expected.draw().name for _ in range(20)] and source.missed == 0
+    broken, source = asyncio.run(drawn([sys.executable, "-c", "import sys; sys.exit('the drawer broke')"]))
+    assert broken == [] and source.missed == 20 and source.stopped == "the drawer broke"
