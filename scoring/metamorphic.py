@@ -64,16 +64,20 @@ def _compare(a: dict[tuple[str, int], bool], b: dict[tuple[str, int], bool]) -> 
 
 
 def agreement_by_step(turns: Iterable[Record], rules: Rules, seed: int = 0) -> dict[int, dict[str, Any]]:
-    """Per step (index as in the records): the metamorphic figures; empty without variants."""
+    """Per step (index as in the records): the metamorphic figures; empty without variants
+    (then nothing else is read: older and hand-made records need none of these fields)."""
+    turns = list(turns)
+    if not any(t.get("variant") is not None for t in turns):
+        return {}
     sessions: dict[str, list[Record]] = defaultdict(list)
     families: dict[str, dict[str, str]] = defaultdict(dict)  # family -> role ('' or variant) -> session
     step_of: dict[str, tuple[int, bool]] = {}  # family -> (step, measured) of its dialogue's first turn
-    has_variants = False
     for t in turns:
+        if t.get("session") is None or not isinstance(t.get("turn"), int):
+            continue  # a record too broken to place in a dialogue
         group = t.get("group") or t["session"]
         family = family_of(group)
         variant = t.get("variant")
-        has_variants = has_variants or variant is not None
         sessions[t["session"]].append(t)
         if variant is not None:
             families[family].setdefault(variant, t["session"])
@@ -81,8 +85,6 @@ def agreement_by_step(turns: Iterable[Record], rules: Rules, seed: int = 0) -> d
             families[family].setdefault("", t["session"])
             if t["turn"] == 0 and not t.get("retry"):
                 step_of[family] = (t["step"], bool(t.get("measured", True)))
-    if not has_variants:
-        return {}
     tallies: dict[int, dict[str, Any]] = {}
     for family, roles in families.items():
         if "" not in roles or len(roles) < 2 or family not in step_of:
