@@ -92,6 +92,8 @@ class CheckOptions:
     confirm: int = 2
     save_dir: Path = Path("convsim-check")
     background_qps: tuple[float, ...] = ()  # search under each rate in turn until a failure appears
+    corrections: bool = False  # dialogues may correct a fact (personas.strategies.dialogue_plans)
+    distractors: bool = False  # dialogues may mention somebody else's value of a stated kind
 
 
 def _probe_failure(result: DialogueResult) -> str | None:
@@ -159,7 +161,9 @@ def _search(runner: _Dialogues, options: CheckOptions, report: CheckReport, log:
     @settings(max_examples=options.max_examples, deadline=None, database=None, print_blob=False,
               verbosity=Verbosity.quiet, phases=(Phase.explicit, Phase.generate, Phase.shrink),
               suppress_health_check=list(HealthCheck))
-    @given(plan=dialogue_plans(options.language, options.min_turns, options.max_turns), variant=variant_choice)
+    @given(plan=dialogue_plans(options.language, options.min_turns, options.max_turns,
+                               corrections=options.corrections, distractors=options.distractors),
+           variant=variant_choice)
     def search(plan: DialoguePlan, variant: str | None) -> None:
         report.examples += 1
         if not report.failures:

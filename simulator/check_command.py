@@ -30,6 +30,10 @@ EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search: the same seed tries the same dialogues.")
 @click.option("--language", type=click.Choice(["en", "zh"]), default=None, help="Generate only this language (default: both).")
 @click.option("--max-turns", type=click.IntRange(min=2, max=40), default=12, show_default=True, help="Longest dialogue generated.")
+@click.option("--gen-corrections/--no-gen-corrections", "corrections", default=False, show_default=True,
+              help="Dialogues may correct a fact; later probes expect the new value.")
+@click.option("--gen-distractors/--no-gen-distractors", "distractors", default=False, show_default=True,
+              help="Dialogues may mention somebody else's value of a stated kind, never to be given back.")
 @click.option("--metamorphic/--no-metamorphic", default=True, show_default=True, help="Also check that a variant of each dialogue gets the same probe outcomes.")
 @click.option("--confirm", type=click.IntRange(min=0), default=2, show_default=True, help="Re-runs of the minimal failure, to say how often it reproduces.")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False), default="convsim-check", show_default=True, help="Folder for the minimal failing dialogue (a persona file).")
@@ -44,7 +48,7 @@ EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 def check_command(target: str, model: str, api_key: str | None, headers: tuple[tuple[str, str], ...],
                   max_examples: int, seed: int, language: str | None, max_turns: int, metamorphic: bool,
                   confirm: int, save_dir: str, timeout: float, background_qps: str | None,
-                  background_personas: str) -> None:
+                  background_personas: str, corrections: bool, distractors: bool) -> None:
     """Search for dialogues the endpoint gets wrong, and shrink them to the smallest one.
 
     Hypothesis generates dialogues that state facts, make small talk and then ask for the
@@ -77,7 +81,8 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
     elif click.get_current_context().get_parameter_source("background_personas") is not click.core.ParameterSource.DEFAULT:
         raise UsageError("--background-personas says what the background load drives: give it with --background-qps")
     options = CheckOptions(max_examples=max_examples, seed=seed, language=language, max_turns=max_turns,
-                           metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir), background_qps=rates)
+                           metamorphic=metamorphic, confirm=confirm, save_dir=Path(save_dir), background_qps=rates,
+                           corrections=corrections, distractors=distractors)
 
     def client() -> EndpointClient:
         return EndpointClient(target, model, api_key, timeout, headers=sent)

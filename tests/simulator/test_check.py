@@ -109,3 +109,11 @@ def test_a_fact_stated_only_in_a_failed_turn_is_undelivered_not_lost() -> None:
     assert any(t.status != "ok" for t in turns)
     assert any(t.undelivered and t.status == "ok" for t in turns)
     assert not [r.explain() for r in results if r.failed_probes]
+
+
+def test_corrections_and_distractors_pass_on_a_model_that_remembers(tmp_path: Path) -> None:
+    with TargetProcess(TargetConfig(model="m", service_ms=0)) as target:
+        options = CheckOptions(max_examples=25, corrections=True, distractors=True, save_dir=tmp_path)
+        report = check(factory(target.base_url), options, log=lambda _: None)
+    assert report.minimal is None and not report.flaky and report.examples == 25
+
