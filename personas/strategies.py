@@ -366,9 +366,7 @@ def dialogue_plans(language: str | None = None, min_turns: int = 2, max_turns: i
     distractors: a turn may give somebody else's value of a stated kind.
     Raises ValueError (the `GenOptions.problem` line) for options no dialogue can meet.
     """
-    options = GenOptions(language, min_turns, max_turns, _distance_range(probe_distance), corrections, distractors)
-    options.check()
-    return plans(options)
+    return plans(GenOptions(language, min_turns, max_turns, _distance_range(probe_distance), corrections, distractors))
 
 
 def plans(options: GenOptions) -> st.SearchStrategy[DialoguePlan]:

@@ -19,7 +19,7 @@ so the interval resamples families.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from scoring.actions import judged_text
@@ -35,6 +35,18 @@ def family_of(group: str) -> str:
     return group.split("/", 1)[0]
 
 
+def keyed_outcomes(probes: Iterable[tuple[Iterable[str], Collection[str]]]) -> dict[tuple[str, int], bool]:
+    """(fact, occurrence) -> carried, from probes in dialogue order, each (facts it expects,
+    facts it lost): what a dialogue and its variants are compared on."""
+    seen: Counter[str] = Counter()
+    out: dict[tuple[str, int], bool] = {}
+    for expected, lost in probes:
+        for name in sorted(expected):
+            out[(name, seen[name])] = name not in lost
+            seen[name] += 1
+    return out
+
+
 def _outcomes(turns: list[Record], rules: Rules) -> dict[tuple[str, int], bool]:
     """A session's probe outcomes, (fact, occurrence) -> carried, up to its first turn that
     never got an answer (past it, the dialogue the model saw is no longer the script's)."""
@@ -42,8 +54,7 @@ def _outcomes(turns: list[Record], rules: Rules) -> dict[tuple[str, int], bool]:
     for t in turns:
         if t["status"] == "ok" and t.get("text") is not None:
             answered.setdefault(t["turn"], t)
-    seen: Counter[str] = Counter()
-    out: dict[tuple[str, int], bool] = {}
+    probes = []
     for index in range(max((t["turn"] for t in turns), default=-1) + 1):
         if index not in answered:
             break
@@ -51,10 +62,8 @@ def _outcomes(turns: list[Record], rules: Rules) -> dict[tuple[str, int], bool]:
         if not t.get("expect") or t.get("undelivered"):
             continue
         verdict = judge_probe(judged_text(t), t["expect"], t.get("stale") or {}, t["persona"], rules)
-        for name in sorted(t["expect"]):
-            out[(name, seen[name])] = name not in verdict.lost
-            seen[name] += 1
-    return out
+        probes.append((t["expect"], verdict.lost))
+    return keyed_outcomes(probes)
 
 
 def _compare(a: dict[tuple[str, int], bool], b: dict[tuple[str, int], bool]) -> bool | None:

@@ -10,7 +10,6 @@ never on its command line. The child runs in its own process group and dies with
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import subprocess
@@ -27,6 +26,12 @@ CHILD_MAIN = "import sys; sys.path.insert(0, sys.argv.pop(1)); from simulator.cl
 LONG_S = 7 * 24 * 3600.0  # the child's one step: runs until stopped
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 180.0  # the child finishes its in-flight turns and scores what it sent
+
+
+def _head(path: Path, size: int = 1 << 20) -> bytes:
+    """The first `size` bytes of a file (the records' head: the first turn is early in it)."""
+    with path.open("rb") as handle:
+        return handle.read(size)
 
 
 class BackgroundError(RuntimeError):
@@ -116,7 +121,7 @@ class BackgroundLoad:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise BackgroundError(f"the background load (convsim run) exited at start: {self._last_line()}")
-            if records.exists() and b'"kind":"turn"' in records.read_bytes()[:1 << 20]:
+            if records.exists() and b'"kind":"turn"' in _head(records):
                 self._started = time.monotonic()
                 return self
             time.sleep(0.1)
@@ -176,8 +181,7 @@ class BackgroundLoad:
             lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
             return "(no output)"
-        tail = collections.deque(lines, maxlen=1)
-        return tail[0].strip()[:300] if tail else "(no output)"
+        return lines[-1].strip()[:300] if lines else "(no output)"
 
     def __enter__(self) -> BackgroundLoad:
         return self.start()

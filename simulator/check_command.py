@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from personas import PersonaError, builtin_personas, load_personas
+from personas import PersonaError, load_personas
 from personas.dump import dump_yaml
 from simulator import config as defaults
 from simulator.cli_options import SECONDS, collect_headers, header_option, stdout_console
@@ -172,14 +172,9 @@ def personas_group() -> None:
 
 def _load(spec: str) -> list[Any]:
     """The library, persona files, or the generated dialogues a run drove (its folder)."""
-    from simulator.sources import scripts_of_run
+    from simulator.sources import BUILTIN, SourceSpec, load_scripts
 
-    if spec != "builtin" and (Path(spec) / "records.jsonl").is_file():
-        return scripts_of_run(Path(spec))
-    try:
-        return builtin_personas() if spec == "builtin" else load_personas(spec)
-    except PersonaError as exc:
-        raise UsageError(str(exc)) from None
+    return load_scripts(SourceSpec(BUILTIN, None, 1.0) if spec == BUILTIN else SourceSpec("path", spec, 1.0), None)
 
 
 @personas_group.command("list")

@@ -236,8 +236,9 @@ def gen_settings(ctx: click.Context, opts: dict[str, Any], personas: str) -> dic
     """RunConfig's `generate` and `metamorphic` from the options; UsageError when they are
     given without generated dialogues, or ask for dialogues that cannot exist."""
     from personas.strategies import GenOptions
+    from simulator.sources import GENERATED, parse_spec
 
-    generated = any(item.strip().partition(":")[0] == "generated" for item in str(personas).split(","))
+    generated = any(source.kind == GENERATED for source in parse_spec(personas))
     given = [name for name in (*GEN_OPTIONS, "metamorphic")
              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if given and not generated:

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from personas.strategies import VARIANTS, GenOptions
+from personas.strategies import GenOptions
 from scoring import DEFAULT_EMBEDDER, DEFAULT_THRESHOLD, Gates
 from simulator.redact import REDACTED, SECRET_NAME
 
@@ -180,8 +180,10 @@ class RunConfig:
 
     @property
     def group_size(self) -> int:
-        """Sessions a replica group starts at once (all or none)."""
-        return self.replicas + (len(VARIANTS) if self.metamorphic else 0)
+        """Sessions a replica group starts at once (all or none), at most."""
+        from simulator.sources import group_size
+
+        return group_size(self.replicas, self.metamorphic)
 
     def __post_init__(self) -> None:
         if self.on_turn_error not in ON_TURN_ERROR:

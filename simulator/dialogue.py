@@ -7,7 +7,6 @@ this endpoint remember?" of one scripted or generated dialogue at a time.
 from __future__ import annotations
 
 import random
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -15,6 +14,7 @@ from personas import PersonaScript
 from personas.script import stale_values
 from scoring import judge_probe, load_rules
 from scoring.actions import judged_text
+from scoring.metamorphic import keyed_outcomes
 from simulator.client import EndpointClient
 from simulator.errors import EndpointError
 from simulator.profiles import PROFILES, DialogueProfile, next_request, script_params
@@ -54,17 +54,11 @@ class DialogueResult:
     def all_probes_carried(self) -> bool:
         return not self.failed_probes
 
-    def outcome(self) -> tuple[tuple[str, int, bool], ...]:
+    def outcome(self) -> dict[tuple[str, int], bool]:
         """Which probes were carried, keyed by the fact each asks for and its occurrence (not
         by position: a reordered variant asks the same questions in another order). What
         metamorphic variants compare, here and in `scoring.metamorphic`."""
-        seen: Counter[str] = Counter()
-        out = []
-        for t in self.turns:
-            for name in sorted(t.expect):
-                out.append((name, seen[name], name not in t.lost))
-                seen[name] += 1
-        return tuple(sorted(out))
+        return keyed_outcomes((t.expect, t.lost) for t in self.turns if t.expect)
 
     def explain(self) -> str:
         lines = [f"dialogue {self.script.id} ({len(self.turns)} turns), facts {dict(self.facts)}"]

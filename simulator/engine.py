@@ -182,6 +182,7 @@ class Engine:
         self._groups = itertools.count()
         self._live = 0
         self._limit = config.session_limit
+        self._group_size = config.group_size  # sessions a new group starts
         self._budget = config.max_turns  # turns left to send (--max-turns), None: no budget
         self._idle_limit = config.idle_limit
         self._tasks: set[asyncio.Task[None]] = set()
@@ -442,7 +443,7 @@ class Engine:
             self.progress.unserved += 1
             if measured:
                 c.unserved_measured += 1
-                if self._live + self.config.group_size > self._limit:
+                if self._live + self._group_size > self._limit:
                     c.capped += 1
             return
         ticket = self._launch(session, due, self._step, measured)
@@ -467,7 +468,7 @@ class Engine:
         """A new replica group, unless the live-session cap (--max-sessions, or the memory
         bound) or the idle cap is reached. Sessions waiting on the target do not count
         against the idle cap: the live count follows the latency (Little's law)."""
-        size = self.config.group_size
+        size = self._group_size
         idle_full = not closed and self._live - len(self._unrecorded) + size > self._idle_limit
         if self._live + size > self._limit or idle_full:
             return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import math
 import random
@@ -41,6 +42,12 @@ from simulator.profiles import DialogueProfile, estimate_text_tokens, of_profile
 GENERATED, BUILTIN = "generated", "builtin"
 AHEAD_S = 3.0  # groups drawn ahead: this many seconds of a step's expected group starts
 MIN_AHEAD, MAX_AHEAD = 16, 5000
+
+
+def group_size(replicas: int, metamorphic: bool) -> int:
+    """Sessions a replica group starts at once: its replicas, and with `metamorphic` one per
+    variant at most (variants that would send the dialogue's very words are left out)."""
+    return replicas + (len(VARIANTS) if metamorphic else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +85,6 @@ class Member:
 class Group:
     members: tuple[Member, ...]
     record: dict[str, Any] | None = None  # the `personas` record to write before its first turn
-
-    @property
-    def sessions(self) -> int:
-        return sum(m.replicas for m in self.members)
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,12 @@ def scripts_of_run(folder: Path) -> list[PersonaScript]:
     return scripts
 
 
-def load_scripts(spec: SourceSpec, profile: str) -> list[PersonaScript]:
-    """The scripts of a builtin, file, folder or run-folder source."""
+def load_scripts(spec: SourceSpec, profile: str | None) -> list[PersonaScript]:
+    """The scripts of a builtin (of one profile, or all with None), file, folder or
+    run-folder source."""
     if spec.kind == BUILTIN:
-        return of_profile(load_personas(BUILTIN), profile)
+        scripts = load_personas(BUILTIN)
+        return scripts if profile is None else of_profile(scripts, profile)
     assert spec.path is not None
     path = Path(spec.path)
     if path.is_dir() and (path / "records.jsonl").exists():
@@ -161,7 +166,7 @@ class Scripts:
 
     def __init__(self, prepared: list[Prepared], replicas: int) -> None:
         self.groups = [Group((Member(p, replicas),)) for p in prepared]
-        self._weights = list(_accumulate(p.script.weight for p in prepared))
+        self._weights = list(itertools.accumulate(p.script.weight for p in prepared))
 
     def next(self, rng: random.Random) -> Group:
         return rng.choices(self.groups, cum_weights=self._weights)[0]
@@ -192,11 +197,7 @@ class Generated:
     @property
     def mean_sessions_turns(self) -> float:
         """Turns a group sends, on average so far (sessions x turns)."""
-        return self._turns / self.drawn if self.drawn else 7.0 * self._size
-
-    @property
-    def _size(self) -> int:
-        return self._replicas + (len(VARIANTS) if self._metamorphic else 0)
+        return self._turns / self.drawn if self.drawn else 7.0 * group_size(self._replicas, self._metamorphic)
 
     def command(self) -> list[str]:
         from simulator.target.launch import PACKAGE_ROOT
@@ -286,7 +287,7 @@ class SourceMix:
                  profiles: dict[str, DialogueProfile]) -> None:
         self.profiles = profiles
         self.sources = [s for _, s in sources]
-        self._weights = list(_accumulate(w for w, _ in sources))
+        self._weights = list(itertools.accumulate(w for w, _ in sources))
         total = sum(w for w, _ in sources)
         self._share = {id(s): w / total for w, s in sources}
         self.scripts = scripts  # the fixed scripts (the records' first `personas` line)
@@ -321,14 +322,6 @@ class SourceMix:
     async def close(self) -> None:
         if self.generated is not None:
             await self.generated.close()
-
-
-def _accumulate(values: Any) -> list[float]:
-    total, out = 0.0, []
-    for v in values:
-        total += float(v)
-        out.append(total)
-    return out
 
 
 def build_mix(specs: list[SourceSpec], *, profile: str, replicas: int, seed: int, generate: GenOptions,

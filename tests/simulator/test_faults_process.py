@@ -77,12 +77,17 @@ def test_run_from_a_folder_with_its_own_personas_and_scoring(tmp_path: Path) -> 
     assert not redis_folder(done.stderr).exists()
 
 
+def start_run(tmp_path: Path, out: Path) -> subprocess.Popen[str]:
+    """An 8 s run in a session of its own (as a terminal starts it), from a hostile folder."""
+    return subprocess.Popen([CONVSIM, *RUN, "--duration", "8", "--out", str(out)], cwd=hostile_cwd(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 def test_ctrl_c_to_the_process_group_finishes_cleanly(tmp_path: Path) -> None:
     """The terminal signals the whole group: only convsim gets it. It stops scheduling,
     lets the turns in flight finish against a Redis that is still up, scores, exits 130."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([CONVSIM, *RUN, "--duration", "8", "--out", str(out)], cwd=hostile_cwd(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_run(tmp_path, out)
     try:
         wait_for_turns(out / "records.jsonl", proc, 5)
         pids = children(proc.pid)
@@ -107,8 +112,7 @@ def test_ctrl_c_to_the_process_group_finishes_cleanly(tmp_path: Path) -> None:
 
 def test_a_second_ctrl_c_leaves_at_once_and_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen([CONVSIM, *RUN, "--duration", "8", "--out", str(out)], cwd=hostile_cwd(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_run(tmp_path, out)
     try:
         wait_for_turns(out / "records.jsonl", proc, 3)
         pids = children(proc.pid)
