@@ -1,24 +1,15 @@
-"""Scorecard writers: terminal, JSON, Markdown, HTML and JUnit, all from one scorecard dict.
+"""The cells every human-facing form shows, and the run's verdict lines.
 
-Writers are small objects behind `ScorecardWriter`, looked up by name in `WRITERS`. The
-cells every human-facing form shows come from `summary_rows` and `detail_rows`, so the
-forms cannot disagree.
+`summary_rows`, `detail_rows` and `stream_rows` build the tables; `reasons`, `gate_line` and
+`run_passed` say what the run concluded; `NOTES` explains the figures. Every format module in
+`scoring.render` takes its cells from here, so the forms cannot disagree.
 """
 
 from __future__ import annotations
 
-import io
-import json
-from pathlib import Path
-from typing import Any, Callable, Protocol
-from xml.sax.saxutils import escape, quoteattr
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from typing import Any, Callable
 
 STATUS_MARK = {"pass": "PASS", "alert": "ALERT", "breach": "BREACH", "unmeasured": "UNMEASURED"}
-STATUS_STYLE = {"PASS": "green", "ALERT": "yellow", "BREACH": "bold red", "UNMEASURED": "dim"}
 
 NOTES = (
     "Figures exclude each step's warm-up. Latency = completed - sent; corrected = completed - "
@@ -170,17 +161,6 @@ def stream_rows(scorecard: dict[str, Any]) -> tuple[Row, list[Row]]:
 
 STREAM_TITLE = "throughput and stream timing (TPOT, ITL in ms)"
 ESTIMATED_NOTE = f"{ESTIMATED} output tokens estimated from the text for some turns (the server sent no usage)"
-
-
-def stream_table(scorecard: dict[str, Any]) -> Table:
-    """The terminal's second table: two-line headers keep it within 80 columns."""
-    header, body = stream_rows(scorecard)
-    table = Table(title=STREAM_TITLE, title_justify="left")
-    for index, name in enumerate(header):
-        table.add_column(name.replace(" ", "\n"), justify="right" if index else "left", no_wrap=True)
-    for row in body:
-        table.add_row(*row)
-    return table
 
 
 def summary_rows(scorecard: dict[str, Any], columns: list[tuple[str, Callable[[dict[str, Any]], str]]] | None = None,
@@ -400,156 +380,3 @@ def gate_line(scorecard: dict[str, Any]) -> str:
     if not scorecard["steps"]:
         return "gates: FAIL (nothing to judge; exit status 1)"
     return "gates: PASS" if scorecard["gates"]["passed"] else "gates: FAIL (exit status 1)"
-
-
-class ScorecardWriter(Protocol):
-    name: str
-    filename: str
-
-    def render(self, scorecard: dict[str, Any]) -> str: ...
-
-
-class JsonWriter:
-    name, filename = "json", "scorecard.json"
-
-    def render(self, scorecard: dict[str, Any]) -> str:
-        return json.dumps(scorecard, indent=2, ensure_ascii=False) + "\n"
-
-
-def _md_table(header: Row, body: list[Row]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body),
-    ]
-
-
-class MarkdownWriter:
-    name, filename = "md", "scorecard.md"
-
-    def render(self, scorecard: dict[str, Any]) -> str:
-        target = scorecard.get("target") or {}
-        lines = [
-            f"# convsim scorecard - run {scorecard.get('run_id')}",
-            "",
-            f"Target `{target.get('base_url')}` model `{target.get('model')}`"
-            + (" (built-in reference target)" if target.get("builtin") else ""),
-            "",
-            *_md_table(*summary_rows(scorecard)),
-            "",
-            *([metamorphic_line(scorecard) or "", ""] if metamorphic_line(scorecard) else []),
-            f"{STREAM_TITLE[0].upper()}{STREAM_TITLE[1:]}:",
-            "",
-            *_md_table(*stream_rows(scorecard)),
-            "",
-            *([ESTIMATED_NOTE, ""] if _any_estimated(scorecard) else []),
-            f"**{gate_line(scorecard)}**",
-            "",
-        ]
-        found = reasons(scorecard)
-        if found:
-            lines += ["Verdicts:", *(f"- {r}" for r in found), ""]
-        lines += ["## All figures", "", *_md_table(*detail_rows(scorecard)), "", NOTES, ""]
-        return "\n".join(lines)
-
-
-class TerminalWriter:
-    name, filename = "terminal", "scorecard.txt"
-
-    def render(self, scorecard: dict[str, Any]) -> str:
-        console = Console(record=True, width=220, force_terminal=False, file=io.StringIO())
-        self.print(scorecard, console)
-        return console.export_text()
-
-    def print(self, scorecard: dict[str, Any], console: Console) -> None:
-        narrow = console.width < WIDE_TERMINAL
-        header, body = summary_rows(scorecard, COMPACT_COLUMNS if narrow else None)
-        grid = Table(title=f"convsim scorecard - run {scorecard.get('run_id')}", title_justify="left",
-                     box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
-        for index, name in enumerate(header):
-            grid.add_column(name, justify="right" if 0 < index < len(header) - 1 else "left", no_wrap=True)
-        for row in body:
-            grid.add_row(*row[:-1], f"[{STATUS_STYLE.get(row[-1], '')}]{row[-1]}[/]")
-        console.print(grid)
-        if narrow:
-            console.print("  95% intervals: scorecard.md, report.html (or a terminal 150 columns wide)", highlight=False)
-        meta = metamorphic_line(scorecard)
-        if meta:
-            console.print(f"  {meta}", highlight=False)
-        if any(UNRELIABLE in cell for row in body for cell in row):
-            console.print(f"  {UNRELIABLE} interval from fewer replica groups than it needs: read it as rough", highlight=False)
-        console.print(stream_table(scorecard))
-        if _any_estimated(scorecard):
-            console.print(f"  {ESTIMATED_NOTE}", highlight=False)
-        for reason in reasons(scorecard):
-            console.print(f"  - {reason}", highlight=False)
-        style = "green" if run_passed(scorecard) else "bold red"
-        console.print(f"[{style}]{gate_line(scorecard)}[/]")
-
-
-class JUnitWriter:
-    """The gates as JUnit XML: a test case per step and gate, so CI systems show them."""
-
-    name, filename = "junit", "gates.xml"
-
-    def render(self, scorecard: dict[str, Any]) -> str:
-        cases, failures = [], 0
-        for step in scorecard["steps"]:
-            for check in step["verdict"]["checks"]:
-                label = f"{step['qps_target']:g} QPS {check['gate']}"
-                detail = f"value {check['value']} limit {check['limit']} ({step['verdict']['mode']})"
-                body = ""
-                if check["status"] == "fail":
-                    failures += 1
-                    body = f"<failure message={quoteattr(detail)}>{escape(detail)}</failure>"
-                elif check["status"] == "alert":
-                    body = f"<system-out>{escape('alert: ' + detail)}</system-out>"
-                cases.append(f'    <testcase classname="convsim.gates" name={quoteattr(label)}>{body}</testcase>')
-        breaker = scorecard.get("breaker") or {}
-        if breaker.get("tripped"):
-            failures += 1
-            cases.append('    <testcase classname="convsim.gates" name="circuit breaker">'
-                         f"<failure message={quoteattr(str(breaker['reason']))}/></testcase>")
-        run = quoteattr(f"convsim run {scorecard.get('run_id')}")
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f'<testsuites><testsuite name={run} tests="{len(cases)}" failures="{failures}">\n'
-                + "\n".join(cases) + "\n</testsuite></testsuites>\n")
-
-
-def _html_writer() -> ScorecardWriter:
-    from scoring.html import HtmlWriter
-
-    return HtmlWriter()
-
-
-WRITERS: dict[str, Callable[[], ScorecardWriter]] = {
-    "json": JsonWriter, "md": MarkdownWriter, "terminal": TerminalWriter, "junit": JUnitWriter, "html": _html_writer,
-}
-FILE_WRITERS = ("json", "md", "html", "junit")
-
-
-def write_scorecards(scorecard: dict[str, Any], out: Path) -> list[Path]:
-    """Every file form of one scorecard into a run folder; returns the paths written.
-
-    Each file is written whole or not at all: into a temp file beside it, synced, then
-    renamed over the old one (os.replace), so a full disk or a kill never leaves a cut
-    scorecard.json. A failed write removes its temp file and raises the OSError."""
-    import os
-
-    written = []
-    for name in FILE_WRITERS:
-        writer = WRITERS[name]()
-        path = out / writer.filename
-        data = writer.render(scorecard).encode("utf-8")
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(temp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        written.append(path)
-    return written
