@@ -38,12 +38,14 @@ from scoring.normalize import normalize
 from scoring.records import (
     RECORD_VERSION,
     RecordError,
+    RunRecords,
+    TurnRecord,
     iter_records,
     load_records,
     read_run,
 )
 from scoring.rates import JudgeRates, Thresholds
-from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter
+from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter, write_scorecards
 from scoring.scorecard import (
     ERROR_CLASSES,
     SCHEMA,
@@ -86,10 +88,12 @@ __all__ = [
     "NliJudge",
     "PairJudge",
     "RecordError",
+    "RunRecords",
     "ScoringOptions",
     "Summary",
     "TerminalWriter",
     "Thresholds",
+    "TurnRecord",
     "build_scorecard",
     "calibrate",
     "conflict",
@@ -110,4 +114,5 @@ __all__ = [
     "summarize",
     "verdict",
     "wilson",
+    "write_scorecards",
 ]

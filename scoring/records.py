@@ -19,17 +19,68 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypedDict
 
 import orjson
 
 RECORD_VERSION = 1
-TURN_FIELDS = (
-    "step", "measured", "session", "group", "persona", "replica", "turn", "user", "expect",
-    "t_sched", "t_sent", "t_first", "t_done", "status", "error", "http_status",
-    "text", "chunks", "prompt_tokens", "completion_tokens", "finish", "store", "store_error", "version",
-)
-OPTIONAL_TURN_FIELDS = ("distance", "stale", "facts", "itl_ms_mean", "itl_ms_std", "itl_ms_max", "stratum", "variant")
+
+
+class _TurnFields(TypedDict):
+    """What every turn record holds, also a bare one (a turn whose full record could not be built)."""
+
+    kind: str  # "turn"
+    v: int  # RECORD_VERSION, set by the writer
+    step: int
+    measured: bool  # inside the step's measured window (after its warm-up)
+    session: str
+    group: str  # the replica group; a metamorphic variant's is `<group>/<variant>`
+    persona: str
+    replica: int
+    turn: int  # the script turn sent
+    user: str | None
+    expect: dict[str, str]  # a probe: fact -> the value the answer must carry
+    t_sched: float  # ms since the run's origin: when the slot was due
+    t_sent: float
+    t_first: float | None  # the first content byte
+    t_done: float
+    status: str  # ok, or the error class (timeout, connect, http_4xx, ..., interrupted, internal)
+    error: str | None
+    http_status: int | None
+    text: str | None
+    chunks: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish: str | None
+    store: str  # ok, retried, conflict, lost, error, cancelled, skipped
+    store_error: str | None
+    version: int  # the session's state version after the turn
+
+
+class TurnRecord(_TurnFields, total=False):
+    """One turn's record: written by the engine (`simulator.engine.turn.turn_record`), read by
+    every figure here. The keys below appear only when they apply."""
+
+    prompt_est: int | None  # estimated prompt tokens (no tokenizer)
+    store_class: str  # the class of a failed state write
+    retry: int  # 1: this turn resends one whose request failed
+    reply: dict[str, Any]  # phone agent: the parsed action (format, name, args, thinking, loop)
+    expect_action: Any  # phone agent: the scripted action
+    t_marker: float | None  # phone agent: end of thinking
+    ended: str  # why the session ended after this turn
+    distance: dict[str, int]  # a probe: turns back each fact was stated
+    stale: dict[str, list[str]]  # a probe after a correction: the superseded values
+    undelivered: list[str]  # a probe's facts stated only in failed turns
+    facts: dict[str, str]  # a session's first turn: its drawn facts
+    stratum: str  # a generated dialogue's source
+    variant: str  # a metamorphic variant's name
+    itl_ms_mean: float | None  # stream timing: gaps between content chunks
+    itl_ms_std: float | None
+    itl_ms_max: float | None
+
+
+TURN_FIELDS = tuple(sorted(_TurnFields.__annotations__))
+OPTIONAL_TURN_FIELDS = tuple(sorted(set(TurnRecord.__annotations__) - set(TURN_FIELDS)))
 
 
 class RecordError(ValueError):

@@ -25,7 +25,7 @@ from scoring.gates import Gates, verdict
 from scoring.load import latency_all, offered, served, state_lost_share, verdict_figures
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.rates import JudgeRates, Thresholds
-from scoring.records import load_records
+from scoring.records import RunRecords, load_records
 from scoring.metamorphic import agreement_by_step
 from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
 from scoring.streaming import stream_figures
@@ -237,18 +237,24 @@ def step_bounds(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for s in steps]
 
 
-def build_scorecard(records_path: str | Path, run_info: dict[str, Any], options: ScoringOptions | None = None,
-                    embedder: Embedder | None = None, judge: PairJudge | None = None) -> dict[str, Any]:
-    """Score a run's records. A strong `judge` (else the one `options` names, with its
-    verdicts cached beside the records) settles the OCS pairs left undecided; if it fails
-    they stay undecided and the scorecard says so."""
+def build_scorecard(records: str | Path | RunRecords, run_info: dict[str, Any] | None = None,
+                    options: ScoringOptions | None = None, embedder: Embedder | None = None,
+                    judge: PairJudge | None = None) -> dict[str, Any]:
+    """Score a run: its records.jsonl, or records in memory (`RunRecords`, e.g. from
+    `load_records`, or built by hand). A strong `judge` (else the one `options` names, its
+    verdicts cached beside a records file) settles the OCS pairs left undecided; if it
+    fails they stay undecided and the scorecard says so."""
     started = time.perf_counter()
+    run_info = run_info or {}
     if options is None:
         options = ScoringOptions.from_config(run_info.get("config"))
     owns_judge = judge is None and options.judge != "none"
     if owns_judge:
-        judge = options.load_judge(Path(records_path).parent / JUDGE_CACHE)
-    run = load_records(records_path)
+        judge = options.load_judge(None if isinstance(records, RunRecords) else Path(records).parent / JUDGE_CACHE)
+    if isinstance(records, RunRecords):  # copied: recovered steps are added, the caller's lists stay as given
+        run = RunRecords(list(records.turns), list(records.steps), dict(records.personas))
+    else:
+        run = load_records(records)
     run.steps.extend(recover_steps(run.turns, run.steps, run_info.get("config") or {}))
     run.steps.sort(key=lambda s: s["step"])
     rules = load_rules(run.personas)

@@ -10,6 +10,9 @@ Exceptions::
                           unavailable, read_only, out_of_memory, script_error, timeout
       CorruptState        a stored value that does not deserialize (kind "corrupt")
 
+A write is `RedisSessionStore.save(state, expected, merge)`; each error's `outcome` says
+how a turn whose write ended with it is recorded (error, conflict, lost).
+
 Store errors are counted by class in `StoreStats` (`errors()`); the classes are
 `session_store.errors.STORE_ERROR_CLASSES`.
 """
@@ -24,7 +27,7 @@ from session_store.errors import (
     VersionConflict,
 )
 from session_store.state import STATE_FORMAT, SessionState
-from session_store.store import DEFAULT_TTL_S, RedisSessionStore, StoreStats, redact_url
+from session_store.store import DEFAULT_TTL_S, RedisSessionStore, Saved, StoreStats, redact_url
 
 __all__ = [
     "DEFAULT_TTL_S",
@@ -33,6 +36,7 @@ __all__ = [
     "CorruptState",
     "EmbeddedRedis",
     "RedisSessionStore",
+    "Saved",
     "SessionNotFound",
     "SessionState",
     "SessionStoreError",

@@ -20,12 +20,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from session_store.errors import StoreUnavailable
+from session_store.process import die_with_parent, drain_pipe
 
 DIR_PREFIX = "convsim-redis-"
 OWNER_FILE = "owner.pid"  # the pid of the process that made the folder, for the sweep of stale ones
@@ -42,15 +42,6 @@ def find_redis_server() -> str | None:
     except Exception:  # a broken optional package must not stop the search
         pass
     return shutil.which("redis-server")
-
-
-def die_with_parent() -> None:
-    """preexec_fn: ask Linux to SIGTERM the child when the parent dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def sweep_stale_dirs(root: str | None = None) -> int:
@@ -79,23 +70,6 @@ def sweep_stale_dirs(root: str | None = None) -> int:
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def drain_pipe(stream: IO[Any] | None, keep: int = 50) -> collections.deque[Any]:
-    """Read a child's pipe in a daemon thread until it closes, keeping the last `keep`
-    lines: a child that writes a lot to a pipe nobody reads would block on it."""
-    tail: collections.deque[Any] = collections.deque(maxlen=keep)
-
-    def pump() -> None:
-        try:
-            for line in stream:  # type: ignore[union-attr]
-                tail.append(line)
-        except (OSError, ValueError):  # closed under us at stop
-            pass
-
-    if stream is not None:
-        threading.Thread(target=pump, name="convsim-child-pipe", daemon=True).start()
-    return tail
 
 
 class EmbeddedRedis:

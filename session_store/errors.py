@@ -25,10 +25,14 @@ STORE_ERROR_CLASSES = ("unavailable", "read_only", "out_of_memory", "script_erro
 
 class SessionStoreError(Exception):
     kind = "error"
+    # What a turn's state write that ended in this error is recorded as: "error" (it may or
+    # may not have landed), "conflict" (retries spent) or "lost" (the stored state is gone).
+    outcome = "error"
 
 
 class VersionConflict(SessionStoreError):
     kind = "conflict"
+    outcome = "conflict"
 
     def __init__(self, session_id: str, expected: int, current: int | None) -> None:
         self.session_id, self.expected, self.current = session_id, expected, current
@@ -37,6 +41,7 @@ class VersionConflict(SessionStoreError):
 
 class SessionNotFound(SessionStoreError):
     kind = "not_found"
+    outcome = "lost"
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
@@ -45,6 +50,7 @@ class SessionNotFound(SessionStoreError):
 
 class StateRegressed(SessionStoreError):
     kind = "regressed"
+    outcome = "lost"
 
     def __init__(self, session_id: str, seen: int, stored: int) -> None:
         self.session_id, self.seen, self.stored = session_id, seen, stored
@@ -61,6 +67,7 @@ class StoreUnavailable(SessionStoreError):
 
 class CorruptState(SessionStoreError):
     kind = "corrupt"
+    outcome = "lost"
 
     def __init__(self, key: str, reason: str) -> None:
         self.key = key

@@ -25,19 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import os
 import random
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -53,9 +55,15 @@ from session_store.redact import redact_url
 from session_store.state import SessionState
 
 DEFAULT_TTL_S = 1800.0
-DEFAULT_RETRIES = 8
+DEFAULT_RETRIES = 8  # conflict retries of a write that merges (`save`, `update`)
+DEFAULT_BACKOFF_S = 0.002  # the first conflict retry waits up to this; each next one up to twice as long
+MAX_BACKOFF_DOUBLINGS = 10
 DEFAULT_POOL_SIZE = 64
 DEFAULT_UNAVAILABLE_AFTER_S = 15.0
+FIRST_RECONNECT_S = 0.01  # a dropped connection is retried after this, doubling up to LAST_RECONNECT_S
+LAST_RECONNECT_S = 0.5
+POOL_WAIT_S = 30  # how long an operation waits for a free connection of the pool
+CONNECT_TIMEOUT_S = 5
 KEY_PREFIX = "convsim"
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 PROBE_TTL_MS = 60_000  # a probe key left by a crash between its write and its delete expires
@@ -87,6 +95,14 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
 return {nv, now}
 """
+
+
+class Saved(NamedTuple):
+    """A write that landed: the state written (the merged one after conflicts) and how many
+    conflict retries it took."""
+
+    state: SessionState
+    retries: int
 
 
 @dataclass
@@ -150,7 +166,7 @@ class RedisSessionStore:
         self._prefix = prefix
         self._where = url_for_errors
         self._unavailable_after_s = unavailable_after_s
-        self._sha: str | None = None
+        self._cas: AsyncScript = client.register_script(CAS_SCRIPT)  # EVALSHA, loaded again after a flush
         self._seen: dict[str, int] = {}
         self._tokens = itertools.count()
         self._token_prefix = f"{os.getpid():x}.{random.getrandbits(32):x}."
@@ -163,7 +179,7 @@ class RedisSessionStore:
         """redis://, rediss:// (TLS) or unix:// URL, with user and password if the server wants them."""
         try:
             pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=pool_size, timeout=30, socket_connect_timeout=5,
+                url, max_connections=pool_size, timeout=POOL_WAIT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
                 retry=Retry(NoBackoff(), 0),  # retries are ours: bounded, with backoff, idempotent
             )
         except (ValueError, RedisError) as exc:
@@ -178,7 +194,7 @@ class RedisSessionStore:
         """Run one Redis operation, retrying dropped connections for a bounded time (and
         never past the caller's `deadline`); any other error is raised with its class."""
         deadline: float | None = None
-        delay = 0.01
+        delay = FIRST_RECONNECT_S
         while True:
             try:
                 return await operation()
@@ -192,7 +208,7 @@ class RedisSessionStore:
                     raise StoreUnavailable(f"Redis at {self._where} unavailable for {waited}: {_clean(exc)}") from None
                 self.stats.reconnects += 1
                 await asyncio.sleep(min(delay, deadline - now) * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 0.5)
+                delay = min(delay * 2, LAST_RECONNECT_S)
             except RedisError as exc:  # the server answered with an error (NoScriptError included)
                 kind = classify(exc)
                 self.stats.count(kind)
@@ -222,7 +238,7 @@ class RedisSessionStore:
         """Check the server answers and load the script; raises StoreUnavailable at once."""
         try:
             await self._redis.ping()
-            self._sha = await self._redis.script_load(CAS_SCRIPT)
+            await self._redis.script_load(CAS_SCRIPT)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis at {self._where} is not reachable: {_clean(exc)}") from None
 
@@ -232,9 +248,7 @@ class RedisSessionStore:
         write rights raises StoreUnavailable (with its class) at once, with what to do."""
         key = f"{self._prefix}:{self._run_id}:probe:{{{self._token_prefix}}}"
         try:
-            if self._sha is None:
-                self._sha = await self._redis.script_load(CAS_SCRIPT)
-            await self._redis.evalsha(self._sha, 1, key, 0, b"probe", PROBE_TTL_MS, f"{self._token_prefix}probe")
+            await self._cas(keys=[key], args=[0, b"probe", PROBE_TTL_MS, f"{self._token_prefix}probe"])
             await self._redis.delete(key)
         except RedisError as exc:
             kind = classify(exc)
@@ -256,21 +270,12 @@ class RedisSessionStore:
         """Write a new session; VersionConflict if it exists already."""
         return await self.compare_and_set(state, 0)
 
-    async def _evalsha(self, key: str, expected: int, payload: bytes, token: str) -> Any:
-        if self._sha is None:
-            self._sha = await self._redis.script_load(CAS_SCRIPT)
-        try:
-            return await self._redis.evalsha(self._sha, 1, key, expected, payload, self._ttl_ms, token)
-        except NoScriptError:  # the server restarted or flushed its script cache
-            self._sha = await self._redis.script_load(CAS_SCRIPT)
-            return await self._redis.evalsha(self._sha, 1, key, expected, payload, self._ttl_ms, token)
-
     async def compare_and_set(self, state: SessionState, expected_version: int) -> int:
         """Write `state` if the stored version is `expected_version`; return the new version."""
         key = self.key(state.id)
         payload = state.to_bytes()
         token = f"{self._token_prefix}{next(self._tokens)}"
-        result = await self._call(lambda: self._evalsha(key, expected_version, payload, token))
+        result = await self._call(lambda: self._cas(keys=[key], args=[expected_version, payload, self._ttl_ms, token]))
         new_version, stamp = int(result[0]), int(result[1])
         if new_version == -1:
             self.stats.expired += 1
@@ -305,33 +310,63 @@ class RedisSessionStore:
         self._seen[session_id] = max(state.version, self._seen.get(session_id, 0))
         return state
 
+    async def save(
+        self,
+        state: SessionState,
+        expected: int,
+        merge: Callable[[SessionState, SessionState], SessionState | Awaitable[SessionState]] | None = None,
+        retries: int = DEFAULT_RETRIES,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+    ) -> Saved:
+        """Write `state` over version `expected`: the one write path of the engine and `update`.
+
+        On a conflict (another writer moved the session on) and with `merge` given: wait a
+        jittered backoff, reload, and write `merge(stored, state)` over the stored version,
+        at most `retries` times. Raises the error a caller records by its `outcome`:
+        VersionConflict ("conflict": no merge, or retries spent); SessionNotFound,
+        StateRegressed or CorruptState ("lost": the stored state vanished, went back or no
+        longer deserializes); StoreUnavailable ("error", with its class).
+        """
+        for attempt in range(retries + 1):
+            try:
+                await self.compare_and_set(state, expected)
+                return Saved(state, attempt)
+            except VersionConflict:
+                if merge is None or attempt == retries:
+                    raise
+            self.stats.retries += 1
+            if backoff_s > 0:
+                await asyncio.sleep(random.uniform(0, backoff_s * (2 ** min(attempt, MAX_BACKOFF_DOUBLINGS))))
+            stored = await self.load(state.id)
+            merged = merge(stored, state)
+            state = await merged if inspect.isawaitable(merged) else merged
+            expected = stored.version
+        raise AssertionError("unreachable")
+
     async def update(
         self,
         session_id: str,
         fn: Callable[[SessionState], Awaitable[None] | None],
         retries: int = DEFAULT_RETRIES,
-        backoff_s: float = 0.002,
+        backoff_s: float = DEFAULT_BACKOFF_S,
     ) -> SessionState:
-        """load -> fn(state) -> compare_and_set, retried with jittered backoff on conflict.
+        """load -> fn(state) -> save, `fn` applied again to the stored state on each conflict.
 
         `fn` mutates the loaded state and must be safe to run again on a fresh copy.
         Raises VersionConflict once `retries` retries are spent.
         """
-        for attempt in range(retries + 1):
-            state = await self.load(session_id)
-            expected = state.version
+
+        async def apply(state: SessionState) -> SessionState:
             outcome = fn(state)
             if outcome is not None:
                 await outcome
-            try:
-                await self.compare_and_set(state, expected)
-                return state
-            except VersionConflict:
-                if attempt == retries:
-                    raise
-                self.stats.retries += 1
-                await asyncio.sleep(random.uniform(0, backoff_s * (2 ** min(attempt, 10))))
-        raise AssertionError("unreachable")
+            return state
+
+        async def reapply(stored: SessionState, _mine: SessionState) -> SessionState:
+            return await apply(stored)
+
+        state = await apply(await self.load(session_id))
+        return (await self.save(state, state.version, reapply, retries, backoff_s)).state
 
     async def delete(self, session_id: str) -> None:
         await self._call(lambda: self._redis.delete(self.key(session_id)))

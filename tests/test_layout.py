@@ -18,7 +18,7 @@ PACKAGES = ("simulator", "session_store", "personas", "scoring")
 
 def test_public_names_are_pinned() -> None:
     assert session_store.__all__ == [
-        "DEFAULT_TTL_S", "HOW_TO_GET_REDIS", "STATE_FORMAT", "CorruptState", "EmbeddedRedis", "RedisSessionStore",
+        "DEFAULT_TTL_S", "HOW_TO_GET_REDIS", "STATE_FORMAT", "CorruptState", "EmbeddedRedis", "RedisSessionStore", "Saved",
         "SessionNotFound", "SessionState", "SessionStoreError", "StateRegressed", "StoreStats", "StoreUnavailable",
         "VersionConflict", "find_redis_server", "redact_url",
     ]
@@ -27,19 +27,64 @@ def test_public_names_are_pinned() -> None:
         "build_script", "builtin_personas", "dump_yaml", "load_file", "load_personas", "render", "to_data",
     ]
     assert scoring.__all__ == [
-        "DEFAULT_EMBEDDER", "DEFAULT_THRESHOLD", "DEFAULT_THRESHOLDS", "EMBEDDERS", "ERROR_CLASSES", "JUDGE_KINDS",
-        "PERCENTILES", "RECORD_VERSION", "SCHEMA", "TOLERANCES", "WRITERS", "Calibration", "CalibrationError",
-        "Embedder", "EmbedderError", "Gates", "JsonWriter", "JudgeError", "JudgeRates", "LlmJudge", "MarkdownWriter",
-        "NliJudge", "PairJudge", "RecordError", "ScoringOptions", "Summary", "TerminalWriter", "Thresholds",
-        "build_scorecard", "calibrate", "conflict", "cv_interval", "iter_records", "judge_probe", "load_embedder",
-        "load_judge", "load_pairs", "load_probes", "load_records", "load_rules", "normalize", "paired_delta",
-        "quantiles", "read_run", "score_step", "summarize", "verdict", "wilson",
+        "DEFAULT_EMBEDDER",
+        "DEFAULT_THRESHOLD",
+        "DEFAULT_THRESHOLDS",
+        "EMBEDDERS",
+        "ERROR_CLASSES",
+        "JUDGE_KINDS",
+        "PERCENTILES",
+        "RECORD_VERSION",
+        "SCHEMA",
+        "TOLERANCES",
+        "WRITERS",
+        "Calibration",
+        "CalibrationError",
+        "Embedder",
+        "EmbedderError",
+        "Gates",
+        "JsonWriter",
+        "JudgeError",
+        "JudgeRates",
+        "LlmJudge",
+        "MarkdownWriter",
+        "NliJudge",
+        "PairJudge",
+        "RecordError",
+        "RunRecords",
+        "ScoringOptions",
+        "Summary",
+        "TerminalWriter",
+        "Thresholds",
+        "TurnRecord",
+        "build_scorecard",
+        "calibrate",
+        "conflict",
+        "cv_interval",
+        "iter_records",
+        "judge_probe",
+        "load_embedder",
+        "load_judge",
+        "load_pairs",
+        "load_probes",
+        "load_records",
+        "load_rules",
+        "normalize",
+        "paired_delta",
+        "quantiles",
+        "read_run",
+        "score_step",
+        "summarize",
+        "verdict",
+        "wilson",
+        "write_scorecards",
     ]
     assert simulator.__all__ == [
-        "ARRIVALS", "PROFILES", "AiohttpTransport", "Arrival", "ChatProfile", "Completion", "ContextOverflow",
+        "ARRIVALS", "PROFILES", "VERSION", "AiohttpTransport", "Arrival", "ChatProfile", "Completion", "ContextOverflow",
         "DialogueProfile", "EndpointClient", "EndpointConnectError", "EndpointError", "EndpointProtocolError",
         "EndpointStatusError", "EndpointTimeout", "Engine", "HttpxTransport", "ModelNotFound", "Progress",
-        "RunConfig", "Transport", "UsageError", "default_max_sessions", "parse_qps",
+        "RecordWriter", "RunConfig", "SourceMix", "Transport", "UsageError", "default_max_sessions", "load_sources",
+        "make_profiles", "of_profile", "parse_qps", "preflight",
     ]
     for module in (session_store, personas, scoring, simulator):
         assert module.__all__ == sorted(module.__all__, key=lambda n: (not n.isupper(), n))
@@ -63,7 +108,85 @@ def test_imports_point_one_way() -> None:
     assert imported_packages("simulator") <= set(PACKAGES)
 
 
+# What each part of the simulator may import of the simulator (itself always).
+SIMULATOR_RULES = {
+    "usage": set(), "version": set(), "process": set(),
+    "client": {"usage"},
+    "profiles": set(),
+    "engine": {"client", "profiles", "process", "usage"},
+    "check": {"engine", "client", "profiles", "process", "usage"},
+    "target": {"process", "usage"},
+    "cli": {"engine", "client", "profiles", "check", "target", "process", "usage", "version"},
+}
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Module name -> the convsim modules it imports (at any depth: inside functions too)."""
+    paths = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        found = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                submodules = {f"{node.module}.{a.name}" for a in node.names} & set(paths)
+                found.update(submodules or {node.module})  # `from pkg import module` imports the module
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+    return {name: {t for t in targets if t in paths} for name, targets in graph.items()}
+
+
+def part(module: str) -> str | None:
+    pieces = module.split(".")
+    return pieces[1] if pieces[0] == "simulator" and len(pieces) > 1 else None
+
+
+def test_simulator_parts_import_only_what_they_may() -> None:
+    wrong = []
+    for module, targets in module_imports().items():
+        source = part(module)
+        if source is None:
+            continue
+        for target in targets:
+            dest = part(target)
+            if dest is not None and dest != source and dest not in SIMULATOR_RULES[source]:
+                wrong.append(f"{module} imports {target}")
+    assert not wrong, wrong
+    assert set(SIMULATOR_RULES) == {p.stem if p.is_file() else p.name for p in (ROOT / "simulator").iterdir()
+                                    if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+
+
+def test_no_module_imports_in_a_circle() -> None:
+    """Inside every package, imports form no cycle (a package's face, its __init__, aside:
+    it only re-exports its modules)."""
+    graph = {m: {t for t in ts if not is_face(t, m)} for m, ts in module_imports().items()}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        seen[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if seen.get(target) == 1:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in seen:
+                visit(target, path + [target])
+        seen[module] = 2
+
+    for module in sorted(graph):
+        if module not in seen:
+            visit(module, [module])
+    assert not cycles, cycles
+
+
+def is_face(target: str, importer: str) -> bool:
+    """`target` is a package's __init__ that `importer` sits outside of (its public face)."""
+    return (ROOT / target.replace(".", "/") / "__init__.py").exists() and not importer.startswith(target + ".")
+
+
 def test_run_path_does_not_import_torch() -> None:
-    code = "import simulator.cli, simulator.runner, sys; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    code = "import simulator.cli, simulator.cli.runner, sys; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -3,7 +3,7 @@ bad input and a busy port are one line and exit 2, as from `convsim`."""
 
 import sys
 
-from simulator.cli import main
+from simulator.target.command import main
 
 if __name__ == "__main__":
-    main(["target", *sys.argv[1:]])
+    main(sys.argv[1:])

@@ -1,10 +1,8 @@
 """Serve the reference target here, or start it in a child process on a free port.
 
-The child runs an isolated interpreter (`python -I`: no current folder, PYTHONPATH or user
-site on sys.path) with convsim's own folder put first on sys.path, so a user folder named
-`personas/` or `scoring/` where convsim runs cannot stand in for convsim's packages. It
-runs in its own session (process group): the terminal's Ctrl-C goes to convsim, which stops
-the target when its last turn is in; and it dies with convsim (PR_SET_PDEATHSIG).
+The child is one of convsim's own (`simulator.process`: isolated, importing convsim's
+packages). It runs in its own session (process group): the terminal's Ctrl-C goes to
+convsim, which stops the target when its last turn is in; and it dies with convsim.
 """
 
 from __future__ import annotations
@@ -21,18 +19,10 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from simulator.process import child_command, die_with_parent, drain_pipe
 from simulator.target.server import ReferenceTarget, TargetConfig
 
 READY_PREFIX = "convsim target listening on "
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds simulator/, personas/, ...
-# What the child runs: `convsim target` with convsim's folder first on an isolated sys.path.
-CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-              "from simulator.cli import main; main(['target', *sys.argv[1:]])")
-
-
-def child_command(*args: str) -> list[str]:
-    """The command line of a `convsim target` child: isolated, importing convsim's own packages."""
-    return [sys.executable, "-I", "-c", CHILD_MAIN, PACKAGE_ROOT, *args]
 
 
 def install_uvloop() -> None:
@@ -90,12 +80,7 @@ class TargetProcess:
         self.log_tail: collections.deque[str] = collections.deque()  # the target's last stderr lines
 
     def start(self, timeout_s: float = 20.0) -> "TargetProcess":
-        from session_store.embedded import (  # the same parent-death guard and pipe reader as Redis
-            die_with_parent,
-            drain_pipe,
-        )
-
-        cmd = child_command("--host", self.host, "--port", "0", *config_args(self.config))
+        cmd = child_command("simulator.target.command", "main", "--host", self.host, "--port", "0", *config_args(self.config))
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True, preexec_fn=die_with_parent,

@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--warmup", default="25")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="convsim-live-")) / "run"
-    cmd = [sys.executable, "-m", "simulator.cli_main", "run", "--qps", args.qps, "--think-time", args.think_time,
+    cmd = [sys.executable, "-m", "simulator.cli", "run", "--qps", args.qps, "--think-time", args.think_time,
            "--duration", args.duration, "--warmup", args.warmup, "--out", str(out)]
     launched = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

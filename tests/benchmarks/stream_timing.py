@@ -37,7 +37,7 @@ from scoring import read_run, score_step  # noqa: E402
 from session_store import EmbeddedRedis, RedisSessionStore  # noqa: E402
 from simulator import EndpointClient, Engine, RunConfig, parse_qps  # noqa: E402
 from simulator.profiles import of_profile  # noqa: E402
-from simulator.recorder import RecordWriter  # noqa: E402
+from simulator.engine.recorder import RecordWriter  # noqa: E402
 from simulator.target import TargetConfig, TargetProcess  # noqa: E402
 
 MODEL = "bench-stream"

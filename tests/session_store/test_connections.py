@@ -78,9 +78,9 @@ def test_write_whose_reply_was_lost_is_applied_once(redis_url: str) -> None:
         try:
             state = SessionState(id="s", run_id="r", persona="p")
             key = store.key("s")
-            first = await store._evalsha(key, 0, state.to_bytes(), "tok-1")
-            again = await store._evalsha(key, 0, state.to_bytes(), "tok-1")
-            other = await store._evalsha(key, 0, state.to_bytes(), "tok-2")
+            first = await store._cas(keys=[key], args=[0, state.to_bytes(), 0, "tok-1"])
+            again = await store._cas(keys=[key], args=[0, state.to_bytes(), 0, "tok-1"])
+            other = await store._cas(keys=[key], args=[0, state.to_bytes(), 0, "tok-2"])
             assert int(first[0]) == int(again[0]) == 1
             assert int(other[0]) == -2  # a different writer with the old version still conflicts
             assert (await store.load("s")).version == 1

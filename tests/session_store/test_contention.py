@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import uuid
 from collections import Counter
 
@@ -57,8 +56,9 @@ def test_no_update_is_lost_or_applied_twice(redis_url: str) -> None:
     applied = Counter(item.split(":")[0] for items in results for item in items)
     assert sum(applied.values()) == PROCESSES * WRITERS * UPDATES
 
-    async def check() -> None:
+    async def check() -> dict[str, tuple[int, list[str]]]:
         store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=300)
+        stored: dict[str, tuple[int, list[str]]] = {}
         for k in range(SESSIONS):
             state = await store.load(f"s{k}")
             tokens = [m["token"] for m in state.messages]
@@ -66,7 +66,16 @@ def test_no_update_is_lost_or_applied_twice(redis_url: str) -> None:
             assert len(tokens) == len(set(tokens)) == applied[f"s{k}"]  # each effect exactly once
             expected = {i.split(":")[1] for items in results for i in items if i.startswith(f"s{k}:")}
             assert set(tokens) == expected
+            stored[f"s{k}"] = (state.version, tokens)
         await store.aclose()
+        return stored
 
-    run(check())
-    assert os.getpid()  # the pool's processes are gone; this one still runs
+    stored = run(check())
+    # The final stored state against the workload itself (not against what the writers
+    # reported): every update the test issued is in Redis exactly once, in the session it
+    # was aimed at, and the versions moved on by exactly the number of increments.
+    issued = {f"s{(w + i) % SESSIONS}:p{p}-w{w}-u{i}"
+              for p in range(PROCESSES) for w in range(WRITERS) for i in range(UPDATES)}
+    landed = [f"{sid}:{token}" for sid, (_, tokens) in stored.items() for token in tokens]
+    assert len(landed) == len(set(landed)) and set(landed) == issued  # no lost update, none doubled
+    assert sum(version - 1 for version, _ in stored.values()) == len(issued) == PROCESSES * WRITERS * UPDATES

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from redis.crc import key_slot
 
 from session_store import (
     CorruptState,
@@ -67,10 +68,27 @@ def test_ttl_is_set_refreshed_and_can_be_off(redis_url: str) -> None:
         s = state()
         await store.create(s)
         assert 90_000 < await store.ttl_ms("s1") <= 100_000
+        # Time passes: run the clock down in Redis itself (no sleeping, so no dependence on
+        # how busy the machine is), then each write must set the TTL back up to 100 s.
+        await store._redis.pexpire(store.key("s1"), 5_000)
+        assert 0 < await store.ttl_ms("s1") <= 5_000
+        await store.compare_and_set(s, 1)
+        assert 90_000 < await store.ttl_ms("s1") <= 100_000  # refreshed by compare-and-set
+        await store._redis.pexpire(store.key("s1"), 5_000)
+        await store.update("s1", lambda st: st.messages.append({"role": "user", "content": "again"}))
+        assert 90_000 < await store.ttl_ms("s1") <= 100_000  # refreshed by update (load + CAS)
+        assert (await store.load("s1")).version == 3
+        # a load alone does not keep a session alive
+        await store._redis.pexpire(store.key("s1"), 5_000)
+        await store.load("s1")
+        assert await store.ttl_ms("s1") <= 5_000
         forever = new_store(redis_url, ttl=None)
         f = state("forever")
         await forever.create(f)
         assert await forever.ttl_ms("forever") == -1
+        await forever._redis.pexpire(forever.key("forever"), 5_000)  # a TTL someone else set ...
+        await forever.compare_and_set(f, 1)
+        assert await forever.ttl_ms("forever") == -1  # ... is cleared by a write without TTL
         await store.aclose()
         await forever.aclose()
 
@@ -140,10 +158,45 @@ def test_corrupt_state_names_its_key(redis_url: str) -> None:
     run(go())
 
 
-def test_keys_are_run_scoped_and_cluster_safe() -> None:
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the part between the first '{' and the next '}' when it
+    is not empty, else the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
+
+
+def test_keys_are_run_scoped_and_cluster_safe(redis_url: str) -> None:
     store = RedisSessionStore.from_url("redis://localhost:6379", run_id="run7")
     key = store.key("g000001-r2")
     assert key == "convsim:run7:{g000001-r2}"
+    assert RedisSessionStore.from_url("redis://localhost:6379", run_id="run8").key("g000001-r2") != key
+
+    # Every key the store really writes for one session hashes, by its tag, to that
+    # session's slot (and sessions whose ids hash apart are in different slots): a
+    # multi-key step on one session never spans two Redis Cluster nodes.
+    async def go() -> dict[str, list[str]]:
+        live = new_store(redis_url)
+        sessions = ("g000001-r0", "g000001-r1", "g000002-r0")
+        for sid in sessions:
+            s = state(sid)
+            await live.create(s)
+            await live.compare_and_set(s, 1)
+            await live.update(sid, lambda st: st.messages.append({"role": "user", "content": "x"}))
+        written = [k.decode() async for k in live._redis.scan_iter(match=f"convsim:{live._run_id}:*")]
+        await live.aclose()
+        return {sid: [k for k in written if sid in k] for sid in sessions} | {"all": written}
+
+    keys = run(go())
+    assert sorted(keys.pop("all")) == sorted(k for ks in keys.values() for k in ks)  # nothing else was left
+    slots = set()
+    for sid, session_keys in keys.items():
+        assert session_keys, sid
+        for k in session_keys:
+            assert hash_tag(k) == sid, k
+            assert key_slot(k.encode()) == key_slot(sid.encode()), k
+        slots.add(key_slot(session_keys[0].encode()))
+    assert len(slots) == len({key_slot(sid.encode()) for sid in keys})
 
 
 def test_unreachable_redis_is_a_clear_error_without_password() -> None:

@@ -17,7 +17,7 @@ from scoring import read_run
 from session_store import RedisSessionStore
 from simulator import EndpointClient, Engine, RunConfig
 from simulator.profiles import of_profile
-from simulator.recorder import RecordWriter
+from simulator.engine.recorder import RecordWriter
 from simulator.target import TargetConfig, serving
 from tests.conftest import run
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 
 from personas import builtin_personas
-from simulator.autoglm import AutoglmProfile
-from simulator.client import EndpointClient
-from simulator.dialogue import run_dialogue
-from simulator.transport import HttpxTransport
+from simulator.profiles.autoglm import AutoglmProfile
+from simulator.client.client import EndpointClient
+from simulator.check.dialogue import run_dialogue
+from simulator.client.transport import HttpxTransport
 from tests.conftest import run
 
 REPLY = '<think>看一下屏幕。</think><answer>do(action="Tap", element=[500, 500])</answer></answer>'
@@ -94,7 +94,7 @@ def test_replicas_see_identical_screenshots() -> None:
 def test_every_library_screen_is_drawn_before_the_first_step() -> None:
     import random
 
-    from simulator import autoglm
+    from simulator.profiles import autoglm, screenshot
 
     profile = AutoglmProfile(screenshot_size=(360, 800))
     scripts = [s for s in builtin_personas() if s.profile == "autoglm"]
@@ -103,4 +103,4 @@ def test_every_library_screen_is_drawn_before_the_first_step() -> None:
         facts = script.draw_facts(random.Random(5))
         for index in range(len(script.turns)):
             screen = autoglm.screen_json(script.turns[index].screen or {}, facts)
-            assert (screen, 360, 800) in autoglm._SHOTS, (script.id, index)
+            assert (screen, 360, 800) in screenshot._SHOTS, (script.id, index)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from personas import PersonaScript, load_personas
-from simulator.check import CheckOptions, check
-from simulator.client import EndpointClient
-from simulator.dialogue import DialogueResult, run_dialogue
+from simulator.check.properties import CheckOptions, check
+from simulator.client.client import EndpointClient
+from simulator.check.dialogue import DialogueResult, run_dialogue
 from simulator.target import TargetConfig, TargetProcess
 from tests.conftest import run
 from tests.simulator.test_cli import convsim

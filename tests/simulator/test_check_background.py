@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from personas import load_personas
-from simulator.background import BackgroundLoad
-from simulator.check import CheckOptions, check
-from simulator.client import EndpointClient
-from simulator.dialogue import run_dialogue
+from simulator.check.background import BackgroundLoad
+from simulator.check.properties import CheckOptions, check
+from simulator.client.client import EndpointClient
+from simulator.check.dialogue import run_dialogue
 from simulator.target import TargetConfig, TargetProcess
 from tests.simulator.test_cli import assert_one_line_error, convsim
 

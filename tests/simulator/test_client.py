@@ -105,19 +105,42 @@ def test_garbage_in_stream_is_protocol_error() -> None:
 
 
 def test_chunks_split_anywhere_still_parse() -> None:
-    body = sse(delta("α"), delta("β", "stop"))
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        pieces = [body[i : i + 5] for i in range(0, len(body), 5)]
-        return httpx.Response(200, stream=httpx.ByteStream(b"".join(pieces)))
+    """The same stream cut at every byte offset (inside a multi-byte character, inside
+    'data:', between the two newlines of an event's end, inside [DONE]), and cut into
+    single bytes: each parses to the same reply."""
+    usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}}
+    events = (delta("α"), delta("订单"), delta("β", "stop"), usage)
+    body = sse(*(json.dumps(e, ensure_ascii=False).encode() for e in events))  # raw UTF-8, not \u escapes
+    assert "订".encode() in body
 
     class Chopped(httpx.AsyncByteStream):
-        async def __aiter__(self) -> Any:
-            for i in range(0, len(body), 5):
-                yield body[i : i + 5]
+        def __init__(self, pieces: list[bytes]) -> None:
+            self.pieces = pieces
 
-    result = complete(lambda r: httpx.Response(200, stream=Chopped()))
-    assert result.text == "αβ"
+        async def __aiter__(self) -> Any:
+            for piece in self.pieces:
+                yield piece
+
+    splits = [[body[:cut], body[cut:]] for cut in range(1, len(body))]
+    splits.append([body[i : i + 1] for i in range(len(body))])
+    assert all(b"".join(pieces) == body for pieces in splits)
+
+    async def go() -> list[tuple[Any, ...]]:
+        pending = list(splits)
+        client = client_for(lambda request: httpx.Response(200, stream=Chopped(pending.pop(0))))
+        try:
+            out = []
+            for _ in range(len(splits)):
+                r = await client.complete(MESSAGES, stream=True)
+                out.append((r.text, r.chunks, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.saw_done))
+            return out
+        finally:
+            await client.aclose()
+
+    results = run(go())
+    assert len(results) == len(body)  # len(body) - 1 two-piece cuts, and the all-single-bytes one
+    for pieces, result in zip(splits, results):
+        assert result == ("α订单β", 3, "stop", 4, 2, True), [len(p) for p in pieces[:2]]
 
 
 def test_status_errors_map_to_classes() -> None:

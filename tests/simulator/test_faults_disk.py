@@ -10,13 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-import simulator.recorder
+import simulator.engine.recorder
 from scoring.render import write_scorecards
-from simulator.recorder import RecordWriter
+from simulator.engine.recorder import RecordWriter
 
 
 def test_the_first_write_error_is_reported_once_and_nothing_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulator.recorder, "BUFFER_BYTES", 1)  # every record goes straight to the disk
+    monkeypatch.setattr(simulator.engine.recorder, "BUFFER_BYTES", 1)  # every record goes straight to the disk
     errors: list[OSError] = []
     writer = RecordWriter("/dev/full", on_error=errors.append)  # every write: ENOSPC
     for n in range(5):

@@ -50,7 +50,7 @@ def children(pid: int) -> dict[str, int]:
         line = " ".join(child.cmdline())
         if "redis-server" in line:
             found["redis"] = child.pid
-        elif "simulator.cli import main" in line:
+        elif "simulator.target.command import main" in line:
             found["target"] = child.pid
     return found
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-import simulator.engine
+import simulator.engine.loop
+import simulator.engine.turn
 from scoring import ERROR_CLASSES, build_scorecard
 from scoring.render import run_passed
 from simulator import EndpointClient, Engine
@@ -42,7 +43,7 @@ def test_exceptions_around_the_request_are_recorded_as_internal(tmp_path: Path, 
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Raised by the client instead of an answer (what a wrongly typed field did), after an
     answer came, and while building the request: one record each, nothing logged by asyncio."""
-    complete, build = EndpointClient.complete, simulator.engine.next_request
+    complete, build = EndpointClient.complete, simulator.engine.turn.next_request
     calls, builds = itertools.count(), itertools.count()
 
     async def flaky_complete(self: EndpointClient, *args: Any, **kwargs: Any) -> Any:
@@ -60,7 +61,7 @@ def test_exceptions_around_the_request_are_recorded_as_internal(tmp_path: Path, 
         return await build(*args, **kwargs)
 
     monkeypatch.setattr(EndpointClient, "complete", flaky_complete)
-    monkeypatch.setattr(simulator.engine, "next_request", flaky_build)
+    monkeypatch.setattr(simulator.engine.turn, "next_request", flaky_build)
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         turns, steps, engine = drive(tmp_path, redis_url, TARGET, **SETTINGS)
     assert "never retrieved" not in caplog.text
@@ -78,15 +79,15 @@ def test_exceptions_around_the_request_are_recorded_as_internal(tmp_path: Path, 
 
 def test_a_record_that_cannot_be_built_is_written_bare(tmp_path: Path, redis_url: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    full = Engine._turn_record
+    full = simulator.engine.loop.turn_record
     count = itertools.count()
 
-    def flaky_record(self: Engine, session: Any, t: Any) -> dict[str, Any]:
+    def flaky_record(session: Any, t: Any, ms: Any) -> dict[str, Any]:
         if next(count) % 10 == 4:
             return {"kind": "turn", "text": "\ud800 a lone surrogate"}  # does not serialize
-        return full(self, session, t)
+        return full(session, t, ms)
 
-    monkeypatch.setattr(Engine, "_turn_record", flaky_record)
+    monkeypatch.setattr(simulator.engine.loop, "turn_record", flaky_record)
     turns, steps, engine = drive(tmp_path, redis_url, TARGET, **SETTINGS)
     bare = [t for t in turns if t["status"] == "internal"]
     assert bare and all(t["error"].startswith("writing the turn's record") for t in bare)

@@ -17,9 +17,9 @@ from personas.strategies import GenOptions
 from scoring.facts import load_rules
 from scoring.metamorphic import agreement_by_step
 from scoring.records import load_records
-from simulator.client import EndpointClient
-from simulator.dialogue import run_dialogue
-from simulator.sources import parse_spec, scripts_of_run
+from simulator.client.client import EndpointClient
+from simulator.check.dialogue import run_dialogue
+from simulator.engine.sources import parse_spec, scripts_of_run
 from simulator.target import TargetConfig, TargetProcess
 from tests.simulator.test_cli import assert_one_line_error, convsim
 
@@ -166,7 +166,7 @@ def test_the_drawer_child_serves_the_seeded_sequence_and_a_stopped_one_is_said_a
     import sys
 
     from simulator.profiles import make_profiles
-    from simulator.sources import Generated
+    from simulator.engine.sources import Generated
 
     async def drawn(command: list[str] | None) -> tuple[list[str], Generated]:
         source = Generated(GenOptions(max_turns=6), 5, 1, False, make_profiles(), {})

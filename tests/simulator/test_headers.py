@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from simulator import EndpointClient, RunConfig
-from simulator.config import parse_header, redact_headers
+from simulator.engine.config import parse_header, redact_headers
 from simulator.target import ReferenceTarget, TargetConfig
 from tests.conftest import run
 from tests.simulator.test_cli import assert_one_line_error, convsim

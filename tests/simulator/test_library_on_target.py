@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from personas import builtin_personas
-from simulator.client import EndpointClient
-from simulator.dialogue import run_dialogue
+from simulator.client.client import EndpointClient
+from simulator.check.dialogue import run_dialogue
 from simulator.target import TargetConfig, serving
 from tests.conftest import run
 

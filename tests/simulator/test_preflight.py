@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import pytest
 
-from simulator.client import EndpointClient
-from simulator.errors import UsageError
-from simulator.runner import preflight
+from simulator.client.client import EndpointClient
+from simulator.usage import UsageError
+from simulator.client.preflight import preflight
 from tests.conftest import run
 from tests.simulator.servers import ThreadedServer
 from tests.simulator.test_cli import assert_one_line_error, convsim
@@ -141,7 +141,7 @@ def test_model_list_that_never_answers_has_a_deadline() -> None:
 
 
 def test_model_list_deadline_is_capped_below_a_long_turn_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("simulator.client.MODELS_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("simulator.client.client.MODELS_TIMEOUT_S", 0.3)
     with LoopbackServer({"/v1/models": silent}) as server:
         start = time.monotonic()
         with pytest.raises(UsageError, match="within 0.3 s"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.search import RateSearch
+from simulator.engine.search import RateSearch
 
 
 def search(capacity: float, start: float, resolution: float = 0.1) -> RateSearch:

@@ -12,7 +12,7 @@ from scoring import build_scorecard, read_run
 from session_store import EmbeddedRedis, RedisSessionStore
 from simulator import EndpointClient, Engine, RunConfig
 from simulator.profiles import of_profile
-from simulator.recorder import RecordWriter
+from simulator.engine.recorder import RecordWriter
 from simulator.target import TargetConfig, serving
 from tests.conftest import run
 
@@ -68,31 +68,63 @@ def test_redis_restart_mid_run(tmp_path: Path) -> None:
     assert sum(s["sessions"]["state_lost"] for s in card["steps"]) == lost
 
 
-def test_corrupt_state_ends_the_session_with_its_key_named(redis_url: str) -> None:
-    from session_store import SessionState
+def test_corrupt_state_ends_the_session_with_its_key_named(redis_url: str, tmp_path: Path) -> None:
+    """One session stepped turn by turn against a scripted endpoint. While its second turn
+    is with the endpoint, someone else writes a version 2 that is garbage: the turn's
+    state write conflicts, the reload fails to deserialize, and the session ends there,
+    its record saying so and naming the key; its later turns are never sent."""
+    import json
+    import math
+    import time
 
-    async def go() -> tuple[str, str | None, str]:
-        store = RedisSessionStore.from_url(redis_url, uuid.uuid4().hex[:8])
-        client = EndpointClient("http://127.0.0.1:1/v1", "m")
-        writer = RecordWriter(tmp_records())
-        engine = Engine(RunConfig(qps=(1.0,)), client, store, of_profile(builtin_personas(), "chat"), writer, "r")
+    import httpx
+    import orjson
+
+    from personas import build_script
+    from simulator import HttpxTransport
+
+    script = build_script({"id": "corrupt", "language": "en", "facts": {"order": {"pattern": "[0-9]{5}"}},
+                           "turns": [{"user": f"Turn {i}: my order number is {{order}}."} for i in range(5)]},
+                          "test")
+    records = tmp_path / "records.jsonl"
+    sent: list[str] = []
+
+    async def go() -> tuple[str, Engine]:
+        run_id = uuid.uuid4().hex[:8]
+        store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=60)
+        key = ""
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            sent.append(json.loads(request.content)["messages"][-1]["content"])
+            if len(sent) == 2:  # the second turn: its session's version 1 is stored; corrupt version 2 appears
+                await store._redis.hset(key, mapping={"v": 2, "d": b"\xff garbage"})
+            return httpx.Response(200, json={"choices": [{"index": 0, "finish_reason": "stop",
+                                                          "message": {"role": "assistant", "content": "Noted."}}]})
+
+        transport = HttpxTransport(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        client = EndpointClient("http://test/v1", "m", timeout_s=5.0, transport=transport)
+        writer = RecordWriter(records)
+        config = RunConfig(qps=(1.0,), model="m", replicas=1, think_time_s=0.0, stream=False)
+        engine = Engine(config, client, store, [script], writer, run_id)
         try:
-            state = SessionState(id="s", run_id="r", persona="p", messages=[{"role": "user", "content": "x"}] * 2)
-            await store.create(state)
-            # someone else wrote version 2, and it is garbage: the reload after the conflict fails
-            await store._redis.hset(store.key("s"), mapping={"v": 2, "d": b"\xff garbage"})
-            status, message = await engine._save(state)
-            return status, message, store.key("s")
+            session = engine._start_group()
+            assert session is not None
+            key = store.key(session.state.id)
+            while session is not None:
+                await engine._turn(session, time.perf_counter(), 0, True)
+                session = engine._take_ready(math.inf)
         finally:
             writer.close()
             await client.aclose()
             await store.aclose()
+        return key, engine
 
-    status, message, key = run(go())
-    assert status == "lost" and message is not None and key in message
-
-
-def tmp_records() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp()) / "records.jsonl"
+    key, engine = run(go())
+    turns = [orjson.loads(line) for line in records.read_bytes().splitlines()]
+    turns = [t for t in turns if t.get("kind") == "turn"]
+    assert [t["turn"] for t in turns] == [0, 1]  # no record of turns 2-4 ...
+    assert [text.split(":")[0] for text in sent] == ["Turn 0", "Turn 1"]  # ... and they were never sent
+    assert [t["status"] for t in turns] == ["ok", "ok"]  # the endpoint answered; the state was lost
+    assert "ended" not in turns[0] and turns[1]["ended"] == "state_lost"
+    assert turns[1]["store"] == "lost" and key in turns[1]["store_error"]  # the message names the key
+    assert engine._live == 0 and engine._counters.state_lost == 1 and engine._counters.ended["state_lost"] == 1

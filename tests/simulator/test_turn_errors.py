@@ -24,9 +24,9 @@ import pytest
 from personas import PersonaScript, build_script, builtin_personas
 from session_store import RedisSessionStore
 from simulator import EndpointClient, Engine, HttpxTransport, RunConfig
-from simulator.config import DEFAULT_ON_TURN_ERROR
+from simulator.engine.config import DEFAULT_ON_TURN_ERROR
 from simulator.profiles import of_profile
-from simulator.recorder import RecordWriter
+from simulator.engine.recorder import RecordWriter
 from simulator.target import TargetConfig
 from tests.conftest import run
 from tests.simulator.drive import drive
@@ -169,8 +169,13 @@ def test_end_ends_the_session_after_its_first_error(tmp_path: Path, redis_url: s
     handler = Scripted({2: [True]})
     records, engine = converse(tmp_path, redis_url, "end", handler)
     assert steps(records) == [(0, 0, "ok"), (1, 0, "ok"), (2, 0, "fail")]
-    assert records[-1]["ended"] == "error"
+    # the session's later turns (3, 4, 5) were never sent: three requests, the failed one last, no resend
+    assert [users(messages)[-1] for messages in handler.requests] == [0, 1, 2]
+    assert dict(handler.attempts) == {0: 1, 1: 1, 2: 1}
+    # the failed turn's record is the one that says the session ended, and why
+    assert [r.get("ended") for r in records] == [None, None, "error"]
     assert engine._live == 0 and engine._counters.ended_error == 1 and engine._counters.ended["error"] == 1
+    assert engine._take_ready(math.inf) is None  # nothing of it is left waiting for a slot
 
 
 def test_phone_agent_sessions_end_on_an_error_even_under_retry(tmp_path: Path, redis_url: str) -> None:

@@ -1,0 +1,170 @@
+"""`convsim bench`: what this machine can generate, measured in one run.
+
+1. A bare aiohttp sender against a zero-delay reference target: the rate a load generator
+   cannot beat on this machine.
+2. The engine's one-process ceiling against the same target, same concurrency, with the
+   Redis store and the record writer on (the whole hot path), offered 1.5x the bare rate
+   with a fixed session pool, so the pool, not the clock, limits it. The ratio is the figure.
+3. Dispatch lag (sent - scheduled) p50/p99 of the engine at the given open-loop rates.
+
+With `personas="generated"` the engine's sessions are freshly drawn dialogues (drawn ahead,
+off the schedule), and the drawer's own rate is measured first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from simulator.cli.options import SECONDS, qps_option
+from simulator.engine import config as defaults
+
+if TYPE_CHECKING:
+    from personas.strategies import GenOptions
+
+BENCH_MODEL = "bench-model"
+OVER_BARE = 1.5  # the engine is offered this times the bare sender's rate: it cannot serve more
+
+
+def offered_rate(bare_rate: float) -> float:
+    """Above anything the engine can serve, so the session pool limits it, yet not so far
+    above that scheduling unserved slots takes a noticeable share of the CPU."""
+    return max(1000.0, OVER_BARE * bare_rate)
+
+
+@dataclass(frozen=True)
+class EngineFigures:
+    rate: float
+    achieved: float
+    ok: int
+    window_s: float
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+
+    @property
+    def ok_rate(self) -> float:
+        """Successful turns per second of the measured window."""
+        return self.ok / self.window_s if self.window_s > 0 else 0.0
+
+
+def draws_per_second(seconds: float = 2.0, options: GenOptions | None = None) -> tuple[float, float]:
+    """(dialogues drawn per second on one core, their mean turns), drawing for `seconds`."""
+    from personas.draw import DialogueDrawer
+    from personas.strategies import GenOptions
+
+    drawer = DialogueDrawer(options or GenOptions(), seed=0)
+    turns = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        turns += len(drawer.draw().ops)
+    elapsed = time.perf_counter() - started
+    return drawer.drawn / elapsed, turns / drawer.drawn
+
+
+async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: float, sessions: int,
+                     think_s: float, personas: str = "builtin") -> EngineFigures:
+    # imported here, as in every command: `convsim --help` stays fast
+    from scoring import read_run, score_step
+    from session_store import RedisSessionStore
+    from simulator.client import EndpointClient
+    from simulator.engine import Engine, RecordWriter, RunConfig, load_sources
+
+    config = RunConfig(qps=(qps,), model=BENCH_MODEL, duration_s=duration_s, warmup_s=min(1.0, duration_s / 4),
+                       think_time_s=think_s, max_sessions=sessions, replicas=1, timeout_s=30.0,
+                       personas=personas)
+    run_id = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="convsim-bench-") as folder:
+        records = Path(folder) / "records.jsonl"
+        client = EndpointClient(base_url, BENCH_MODEL, timeout_s=30.0)
+        store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=600, pool_size=min(512, sessions))
+        await store.ping()
+        writer = RecordWriter(records)
+        try:
+            engine = Engine(config, client, store, load_sources(config), writer, run_id)
+            steps = await engine.run(on_step=writer.write)
+        finally:
+            writer.close()
+            await client.aclose()
+            await store.aclose()
+        turns, _ = read_run(records)
+    scored = score_step(steps[0], turns, 0, False)  # the scorecard's own window and figures
+    lag = scored["dispatch_lag_ms"] or {}
+    return EngineFigures(qps, scored["qps_achieved"], scored["ok"], scored["window_s"],
+                         lag.get("p50"), lag.get("p99"))
+
+
+async def bare_sender(base_url: str, duration_s: float, concurrency: int) -> float:
+    """Requests/s of plain aiohttp loops: same target, same streaming request, no store."""
+    import aiohttp
+    import orjson
+
+    body = orjson.dumps({"model": BENCH_MODEL, "stream": True, "stream_options": {"include_usage": True},
+                         "messages": [{"role": "user", "content": "Hi, my name is Ann and my order number is 12345."}]})
+    url = f"{base_url}/chat/completions"
+    done = 0
+    warm_until = time.perf_counter() + min(1.0, duration_s / 4)
+    stop_at = warm_until + duration_s - min(1.0, duration_s / 4)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def loop() -> None:
+            nonlocal done
+            while (now := time.perf_counter()) < stop_at:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    async for _ in resp.content.iter_any():
+                        pass
+                if now >= warm_until:
+                    done += 1
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return done / (stop_at - warm_until)
+
+
+@click.command("bench")
+@click.option("--duration", type=SECONDS, default=10.0, show_default=True, help="Seconds per measurement.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=defaults.MAX_CONCURRENCY), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
+@click.option("--rates", default="500,1000", show_default=True, callback=qps_option, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
+@click.option("--personas", type=click.Choice(["builtin", "generated"]), default="builtin", show_default=True,
+              help="The engine's sessions: library scripts, or freshly drawn dialogues (then the drawer's own rate "
+                   "is measured too).")
+def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], personas: str) -> None:
+    """Measure what this machine can generate: a bare aiohttp sender's rate, the engine's
+    one-process ceiling with the store on in the same run (the ratio is the figure), and
+    the dispatch lag at given rates. The target is the reference target at zero delay, in its
+    own process; Redis is a private server.
+    """
+    from session_store import EmbeddedRedis
+    from simulator.cli.runner import run_event_loop
+    from simulator.target import TargetConfig, TargetProcess
+
+    target_config = TargetConfig(model=BENCH_MODEL, service_ms=0, capacity=0)
+    out = Console()
+    with EmbeddedRedis() as redis, TargetProcess(target_config) as target:
+        out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
+
+        async def measure() -> None:
+            if personas == "generated":
+                draws, turns = draws_per_second()
+                out.print(f"generated dialogues drawn: {draws:,.0f}/s on one core (mean {turns:.1f} turns: "
+                          f"{draws * turns:,.0f} turns/s of sessions per replica)")
+            bare = await bare_sender(target.base_url, duration, concurrency)
+            out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
+            ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0,
+                                       personas)
+            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
+            out.print(f"ratio engine / bare:                         {ceiling.ok_rate / bare:.2f}")
+            for rate in rates:
+                figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0,
+                                           personas)
+                out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
+                          f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
+
+        run_event_loop(measure())

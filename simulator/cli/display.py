@@ -1,0 +1,58 @@
+"""Live progress: a rich panel on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from simulator.engine.loop import Progress
+
+TTY_REFRESH_S = 0.5
+LOG_EVERY_S = 5.0
+
+
+def _rate(progress: Progress, now: float) -> float:
+    """Turns sent per second over the last few seconds."""
+    recent = progress.recent
+    recent.append((now, progress.sent))
+    while len(recent) > 2 and now - recent[0][0] > 3.0:
+        recent.pop(0)
+    (t0, n0), (t1, n1) = recent[0], recent[-1]
+    return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def status_line(progress: Progress, now: float) -> str:
+    elapsed = now - progress.step_started if progress.step >= 0 else 0.0
+    return (
+        f"step {progress.step + 1}/{progress.steps or '?'} @ {progress.qps_target:g} QPS  "
+        f"{min(elapsed, progress.step_duration):5.1f}/{progress.step_duration:g}s  "
+        f"rate {_rate(progress, now):7.1f}/s  in flight {progress.in_flight}  "
+        f"live sessions {progress.live_sessions}  done {progress.done}  errors {progress.errors}  "
+        f"unserved {progress.unserved}" + ("  (stopping)" if progress.stopping else "")
+    )
+
+
+def _panel(progress: Progress, now: float) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("[bold]convsim run[/]", status_line(progress, now))
+    return grid
+
+
+async def show_progress(progress: Progress, stream: TextIO | None = None) -> None:
+    """Runs until cancelled."""
+    stream = stream or sys.stderr
+    if stream.isatty():
+        console = Console(file=stream)
+        with Live(_panel(progress, time.perf_counter()), console=console, auto_refresh=False, transient=True) as live:
+            while True:
+                await asyncio.sleep(TTY_REFRESH_S)
+                live.update(_panel(progress, time.perf_counter()), refresh=True)
+    while True:
+        await asyncio.sleep(LOG_EVERY_S)
+        print(time.strftime("%H:%M:%S ") + status_line(progress, time.perf_counter()), file=stream, flush=True)

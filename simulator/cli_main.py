@@ -1,6 +1,0 @@
-"""`python -m simulator.cli_main ...` runs the `convsim` command (for scripts and benchmarks)."""
-
-from simulator.cli import main
-
-if __name__ == "__main__":
-    main()

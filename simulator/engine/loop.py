@@ -1,0 +1,502 @@
+"""The schedule loop: rate steps of turn slots, each given to a ready session.
+
+A slot due at t goes to a session whose think time has passed, else to a new replica group,
+else it is counted as unserved: the schedule never waits for an answer, each turn is its own
+task (`simulator.engine.turn`). The engine keeps each live session's state in memory and
+writes it with compare-and-set on the version it last wrote; a conflict (another writer)
+merges what is stored, so each turn's state is saved without losing the lock's guarantee.
+
+Time is read from `clock` (default `time.perf_counter`) and waited for on the event loop, so
+a test can run the schedule in virtual time (tests/simulator/test_schedule.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import heapq
+import itertools
+import random
+import time
+from typing import Any, Awaitable, Callable, Iterator
+
+from personas import PersonaScript
+from session_store import RedisSessionStore, SessionState, StoreStats
+from simulator.client import EndpointClient
+from simulator.engine.arrivals import ARRIVALS, slot_rng
+from simulator.engine.breaker import breach
+from simulator.engine.config import RunConfig, default_max_sessions
+from simulator.engine.recorder import RecordWriter
+from simulator.engine.sessions import LiveSession, Progress, StepCounters
+from simulator.engine.sources import Member, Scripts, SourceMix, prepare
+from simulator.engine.turn import (
+    TurnPolicy,
+    TurnState,
+    apply_answer,
+    bare_record,
+    build_request,
+    describe_exception,
+    save_state,
+    send,
+    turn_record,
+)
+from simulator.profiles import make_profiles
+
+# The collector's pauses were most of the dispatch lag past p50 (generated dialogues allocate
+# while a step runs): a larger young generation, and what lives at a step's start frozen out
+# of later collections (refcounting still frees it), took lag p99 at 500/s from 3.3-6.3 ms
+# to 1.9-2.4 ms with generated sessions and from 1.7 to 1.0-1.4 ms with scripts.
+GC_THRESHOLD = (10_000, 10, 10)
+YIELD_EVERY = 32  # slots dispatched back to back before the scheduler lets tasks run
+# A slot further away than this is waited for on a timer that a stop wakes; a nearer one with
+# plain sleeps, re-checked, since timers may wake a little early.
+TIMER_WAIT_S = 0.05
+CAP_WAIT_S = 0.05  # closed loop at the live-session cap, nothing ready: look again after this
+STORE_DEADLINE_S = 2.0  # the most one turn's state write may take (reconnects, conflict reloads included)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        client: EndpointClient,
+        store: RedisSessionStore,
+        scripts: list[PersonaScript] | SourceMix,
+        recorder: RecordWriter,
+        run_id: str,
+        origin: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.client = client
+        self.store = store
+        self.recorder = recorder
+        self.run_id = run_id
+        self.origin = clock() if origin is None else origin
+        self.progress = Progress(steps=0 if config.find_max else len(config.qps))
+        self._policy = TurnPolicy(retry_failed=config.on_turn_error == "retry",
+                                  end_on_error=config.on_turn_error == "end", loop_repeats=config.loop_repeats)
+        if isinstance(scripts, SourceMix):  # built by the runner from --personas, with its profiles
+            self.sources, self._profiles = scripts, scripts.profiles
+        else:
+            self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
+            prepared = [prepare(s, self._profiles, config.request_params) for s in scripts]
+            self.sources = SourceMix([(1.0, Scripts(prepared, config.replicas))], list(scripts), self._profiles)
+        self._rng = random.Random(config.seed)
+        self._arrival = ARRIVALS[config.arrival]
+        self._ready: list[tuple[float, int, LiveSession]] = []
+        self._seq = itertools.count()
+        self._groups = itertools.count()
+        self._live = 0
+        self._limit = config.session_limit
+        self._group_size = config.group_size  # sessions a new group starts
+        self._budget = config.max_turns  # turns left to send (--max-turns), None: no budget
+        self._idle_limit = config.idle_limit
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._counters = StepCounters()
+        self._step = 0
+        self._measure_from = 0.0
+        self._judged: dict[int, tuple[list[float], list[int]]] = {}  # step -> (latencies, [turns, failed])
+        self._turn_ids = itertools.count()
+        self._finished_in_window: dict[int, int] = {}  # step -> turns (any step's) ended inside its window
+        # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet:
+        # the turns under way (their sessions neither thinking nor ready)
+        self._unrecorded: dict[tuple[int, int], tuple[LiveSession, float, int, bool]] = {}
+        self.store_deadline_s = STORE_DEADLINE_S
+        self.internal_errors = 0  # turns that failed inside convsim (status `internal`)
+        self.records_error: OSError | None = None  # the record writer's first write error
+        recorder.on_error = self._records_failed
+        self.step_records: list[dict[str, Any]] = []
+
+    # -- control ---------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop scheduling; in-flight turns get `drain_s` to finish."""
+        self.progress.stopping = True
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self, on_step: Callable[[dict[str, Any]], None] | None = None,
+                  decide: Callable[[dict[str, Any]], Awaitable[float | None]] | None = None) -> list[dict[str, Any]]:
+        """Run the steps of `config.qps` in order; or, with `decide`, from the first rate on,
+        each step's turns brought home and its record written before `decide` names the
+        next rate (None: stop). The search of --find-max runs this way."""
+        fixed = self.sources.scripts
+        self.recorder.write({"kind": "personas", "personas": {s.id: s.header() for s in fixed}})
+        for profile in {s.profile for s in fixed}:
+            await self._profiles[profile].warm(fixed)
+        threshold = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLD)
+        try:
+            return await self._run_steps(on_step, decide)
+        finally:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
+            await self.sources.close()
+
+    async def _run_steps(self, on_step: Callable[[dict[str, Any]], None] | None,
+                         decide: Callable[[dict[str, Any]], Awaitable[float | None]] | None) -> list[dict[str, Any]]:
+        last: tuple[dict[str, Any], StoreStats] | None = None
+        rates: Iterator[float] = iter(self.config.concurrency or self.config.qps)
+        qps: float | None = next(rates)
+        index = 0
+        while qps is not None and not self.stopped and self._budget != 0:
+            if last is not None and on_step:
+                on_step(last[0])
+            store_before = self.store.stats.snapshot()
+            await self.sources.before_step(0.0 if self.config.concurrency else max(qps, *self.config.qps), index == 0)
+            gc.freeze()  # no gc.collect() first: it would pause the last step's turns still in flight
+            if self.config.concurrency:
+                step_record = await self._run_closed_step(index, int(qps), store_before)
+            else:
+                step_record = await self._run_step(index, qps, store_before)
+            last = (step_record, store_before)
+            self.step_records.append(last[0])
+            index += 1
+            if decide is not None:
+                await self._settle()
+                last[0]["store"] = self.store.stats.minus(store_before).as_dict()
+                last[0]["sessions"] = self._session_figures()
+                if on_step:
+                    on_step(last[0])
+                last = None
+                qps = None if self.stopped else await decide(self.step_records[-1])
+                continue
+            reason = self._breaker(index - 1, last[0])
+            if reason:
+                last[0]["breaker"] = reason
+                break
+            qps = next(rates, None)
+        await self._drain()
+        if last is not None:  # the last step's turns finish in the drain: count them too
+            last[0]["store"] = self.store.stats.minus(last[1]).as_dict()
+            last[0]["sessions"] = self._session_figures()
+            if on_step:
+                on_step(last[0])
+        return self.step_records
+
+    def _breaker(self, index: int, step: dict[str, Any]) -> str | None:
+        """Why the next, higher step must not run (see `breaker.breach`), or None."""
+        if not self.config.breaker or index + 1 >= len(self.config.concurrency or self.config.qps):
+            return None
+        latencies, (done, failed) = self._judged.get(index, ([], [0, 0]))
+        under_way = [due for _, due, s, measured in self._unrecorded.values() if s == index and measured]
+        return breach(step, latencies, done, failed, under_way, self._finished_in_window.get(index, 0),
+                      self.clock(), self.config)
+
+    # -- schedule --------------------------------------------------------------------
+    async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
+        cfg = self.config
+        self._step = index
+        self._counters = StepCounters(live_max=self._live)
+        if not cfg.max_sessions:  # idle sessions this step's rate needs (--find-max goes past --qps)
+            self._idle_limit = max(self._idle_limit, default_max_sessions(qps, cfg.think_time_s))
+        start = self.clock()
+        self._measure_from = start + cfg.warmup_s
+        p = self.progress
+        p.step, p.qps_target, p.step_started, p.step_duration = index, qps, start, cfg.duration_s
+        clock = self.clock
+        backlog = 0
+        stop = self._stop
+        end = start + cfg.duration_s
+        for offset in self._arrival.offsets(qps, cfg.duration_s, slot_rng(cfg.seed, index)):
+            due = start + offset
+            delay = due - clock()
+            if delay > 0:
+                backlog = 0
+                if delay > TIMER_WAIT_S:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                while (delay := due - clock()) > 0:  # timers may wake a little early
+                    await asyncio.sleep(delay)
+            else:
+                backlog += 1
+                if backlog % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            if stop.is_set() or self._budget == 0:
+                end = clock()
+                break
+            self._dispatch(due)
+        else:
+            # A scheduler that fell behind ends late: the window is what really ran.
+            end = max(end, clock())
+            remaining = end - clock()
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            if stop.is_set():
+                end = min(end, clock())
+        return self._step_record(index, qps, start, end, store_before)
+
+    def _step_record(self, index: int, qps: float, start: float, end: float, store_before: StoreStats,
+                     ) -> dict[str, Any]:
+        cfg, c, stop = self.config, self._counters, self._stop
+        return {
+            "kind": "step", "step": index, "qps_target": qps, "arrival": cfg.arrival,
+            "capped": c.capped, "session_cap": {"live": self._limit, "idle": self._idle_limit},
+            "in_flight": {"at_measure": c.in_flight_measure, "max": c.in_flight_max,
+                                              "at_end": self.progress.in_flight},
+            "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
+            "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
+            "budget_spent": self._budget == 0,
+            "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
+            "sessions": self._session_figures(),
+            "store": self.store.stats.minus(store_before).as_dict(),
+            **({"generated": generated} if (generated := self.sources.figures()) else {}),
+        }
+
+    async def _run_closed_step(self, index: int, concurrency: int, store_before: StoreStats) -> dict[str, Any]:
+        """Closed loop: `concurrency` workers, each sending its next turn as soon as its last
+        one came back (to whichever session is ready, else a new one). The step's rate is
+        what the target sustained; it is recorded as qps_target so every figure reads alike."""
+        cfg = self.config
+        self._step = index
+        self._counters = StepCounters(live_max=self._live)
+        start = self.clock()
+        self._measure_from = start + cfg.warmup_s
+        end = start + cfg.duration_s
+        p = self.progress
+        p.step, p.qps_target, p.step_started, p.step_duration = index, float(concurrency), start, cfg.duration_s
+        await asyncio.gather(*(self._worker(index, end) for _ in range(concurrency)))
+        end = min(end, self.clock())
+        window = max(end - self._measure_from, 1e-9)
+        sent = self._counters.slots - self._counters.warmup_slots
+        record = self._step_record(index, round(sent / window, 3), start, end, store_before)
+        record.update({"mode": "closed", "concurrency": concurrency, "arrival": "closed"})
+        return record
+
+    async def _worker(self, index: int, end: float) -> None:
+        clock = self.clock
+        while not self._stop.is_set() and self._budget != 0 and (now := clock()) < end:
+            session = self._take_ready(now) or self._start_group(closed=True)
+            if session is None:  # the live-session cap: wait for one to be ready
+                wait = self._ready[0][0] - now if self._ready else CAP_WAIT_S
+                await asyncio.sleep(min(max(wait, 0.001), end - now))
+                continue
+            measured = now >= self._measure_from
+            c = self._counters
+            c.slots += 1
+            if not measured:
+                c.warmup_slots += 1
+            elif c.in_flight_measure is None:
+                c.in_flight_measure = self.progress.in_flight
+            await self._turn(session, now, index, measured, self._launch(session, now, index, measured))
+
+    def _session_figures(self) -> dict[str, Any]:
+        """Sessions of the current step. started = completed + state_lost + ended_error +
+        the change in live sessions, so every session is accounted for."""
+        c = self._counters
+        return {"started": c.started, "completed": c.completed, "state_lost": c.state_lost,
+                "ended_error": c.ended_error, "ended": dict(c.ended), "on_state_lost": "ended", "live_max": c.live_max,
+                "live_min_measured": c.live_min_measured, "live_end": self._live}
+
+    def _ms(self, t: float) -> float:
+        return round((t - self.origin) * 1000.0, 3)
+
+    def _launch(self, session: LiveSession, due: float, step: int, measured: bool) -> tuple[int, int]:
+        """A turn leaves: its ticket, held in `_unrecorded` until its record is written."""
+        ticket = (step, next(self._turn_ids))
+        if self._budget is not None:
+            self._budget -= 1
+        self._unrecorded[ticket] = (session, due, step, measured)
+        return ticket
+
+    def _dispatch(self, due: float) -> None:
+        c = self._counters
+        c.slots += 1
+        measured = due >= self._measure_from
+        if measured and c.in_flight_measure is None:
+            c.in_flight_measure = self.progress.in_flight
+        session = self._take_ready(due)
+        if session is None:
+            session = self._start_group()
+        if session is None:
+            c.unserved += 1
+            self.progress.unserved += 1
+            if measured:
+                c.unserved_measured += 1
+                if self._live + self._group_size > self._limit:
+                    c.capped += 1
+            return
+        ticket = self._launch(session, due, self._step, measured)
+        task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
+        self._tasks.add(task)
+        task.add_done_callback(self._turn_done)
+
+    def _turn_done(self, task: asyncio.Task[None]) -> None:
+        """A turn task ended. `_turn` catches everything, so an exception here is a bug in
+        its bookkeeping: counted as internal (the run fails), never left unretrieved; a
+        turn it left without a record gets one in the drain."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.internal_errors += 1
+
+    def _take_ready(self, now: float) -> LiveSession | None:
+        if self._ready and self._ready[0][0] <= now:
+            return heapq.heappop(self._ready)[2]
+        return None
+
+    def _start_group(self, closed: bool = False) -> LiveSession | None:
+        """A new replica group, unless the live-session cap (--max-sessions, or the memory
+        bound) or the idle cap is reached. Sessions waiting on the target do not count
+        against the idle cap: the live count follows the latency (Little's law)."""
+        size = self._group_size
+        idle_full = not closed and self._live - len(self._unrecorded) + size > self._idle_limit
+        if self._live + size > self._limit or idle_full:
+            return None
+        group = self.sources.next(self._rng)
+        if group is None:  # no generated dialogue ready: the slot goes unserved
+            return None
+        if group.record is not None:  # a generated dialogue: written whole before its first turn
+            self.recorder.write(group.record)
+        name = f"g{next(self._groups):06d}"
+        sessions = [session for member in group.members for session in self._sessions(name, member)]
+        self._live += len(sessions)
+        c = self._counters
+        c.started += len(sessions)
+        c.live_max = max(c.live_max, self._live)
+        self.progress.live_sessions = self._live
+        now = self.clock()
+        for session in sessions[1:]:  # the other replicas take the next slots
+            heapq.heappush(self._ready, (now, next(self._seq), session))
+        return sessions[0]
+
+    def _sessions(self, group: str, member: Member) -> list[LiveSession]:
+        script = member.prepared.script
+        facts = script.draw_facts(self._rng)
+        profile = self._profiles[script.profile]
+        think = self.config.think_time_s if script.think_time_s is None else script.think_time_s
+        if member.variant is not None:
+            group = f"{group}/{member.variant}"
+        return [LiveSession(SessionState(id=f"{group}-r{r}", run_id=self.run_id, persona=script.id, replica=r,
+                                         facts=facts), member.prepared, group, profile, think, member.variant)
+                for r in range(member.replicas)]
+
+    # -- one turn (its steps: simulator.engine.turn) -------------------------------
+    async def _turn(self, session: LiveSession, due: float, step: int, measured: bool,
+                    ticket: tuple[int, int] | None = None) -> None:
+        """One dispatched turn, from its request to its record. Whatever happens inside, it
+        ends in exactly one record: endpoint errors with their class, Ctrl-C as
+        `interrupted`, any other exception as `internal` (a convsim bug; its session ends
+        and the scorecard's internal-error gate fails the run)."""
+        t = TurnState(due=due, step=step, measured=measured, ticket=ticket, index=session.state.turn,
+                      retry=session.retry, t_sent=self.clock())
+        self.progress.sent += 1
+        try:
+            await self._run_turn(session, t)
+        except asyncio.CancelledError:  # cut off outside the request and the store write
+            t.fail("interrupted", "run stopped before the turn completed")
+        except Exception as exc:
+            t.fail("internal", describe_exception(exc))
+        self._conclude(session, t)
+
+    async def _run_turn(self, session: LiveSession, t: TurnState) -> None:
+        """Request, send, apply the answer, save the state: fills `t`."""
+        before, messages = await build_request(session, t)
+        p = self.progress
+        p.in_flight += 1
+        if p.in_flight > self._counters.in_flight_max and t.step == self._step:
+            self._counters.in_flight_max = p.in_flight
+        try:
+            await send(self.client, session, t, messages, self.config.stream, self.clock)
+        finally:
+            p.in_flight -= 1
+        added = apply_answer(session, t, before, self._policy)
+        if t.completion is not None and t.status != "interrupted":
+            t.store, t.store_error, t.store_class = await save_state(self.store, session.state, added,
+                                                                     self.store_deadline_s)
+            if t.store == "lost":
+                t.ended = "state_lost"
+
+    def _conclude(self, session: LiveSession, t: TurnState) -> None:
+        """Write the turn's one record and do its accounting (no await: nothing can cut it
+        short). A record that cannot be built or serialized is replaced by a bare one
+        marked `internal`."""
+        if t.t_done is None:
+            t.t_done = self.clock()
+        try:
+            self.recorder.write(turn_record(session, t, self._ms))  # type: ignore[arg-type]
+        except Exception as exc:
+            t.fail("internal", f"writing the turn's record: {describe_exception(exc)}")
+            self.recorder.write(bare_record(session, t, self._ms))  # type: ignore[arg-type]
+        self._account(session, t)
+
+    def _account(self, session: LiveSession, t: TurnState) -> None:
+        """A recorded turn's accounting: progress, the breaker's figures, the step's session
+        counters, and the session back to the ready queue after its think time (or ended)."""
+        if t.status == "internal":
+            session.state.status = "internal"
+            self.internal_errors += 1
+        p = self.progress
+        p.done += 1
+        if t.status != "ok":
+            p.errors += 1
+        if t.ticket is not None:
+            self._unrecorded.pop(t.ticket, None)
+        if t.status != "interrupted" and self.clock() >= self._measure_from:
+            self._finished_in_window[self._step] = self._finished_in_window.get(self._step, 0) + 1
+        if t.measured and t.step == self._step:
+            judged = self._judged.setdefault(t.step, ([], [0, 0]))
+            judged[1][0] += 1
+            if t.status == "ok" and t.completion is not None:
+                judged[0].append(t.completion.t_done - t.completion.t_sent)
+            else:
+                judged[1][1] += 1
+        ended = t.ended
+        if ended is not None:
+            self._live -= 1
+            c = self._counters
+            c.ended[ended] += 1
+            if ended == "state_lost":
+                c.state_lost += 1
+            elif ended in ("error", "loop"):
+                c.ended_error += 1
+            else:
+                c.completed += 1
+            p.live_sessions = self._live
+            if t.step == self._step and t.measured:
+                c.live_min_measured = self._live if c.live_min_measured is None else min(c.live_min_measured, self._live)
+        else:
+            ready_at = self.clock()
+            if session.think_s > 0:
+                ready_at += self._rng.expovariate(1.0 / session.think_s)
+            heapq.heappush(self._ready, (ready_at, next(self._seq), session))
+
+    # -- end -------------------------------------------------------------------------
+    async def _settle(self) -> None:
+        """Wait, sending nothing, until every turn under way has come back (or timed out)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self._turn_bound_s())
+
+    def _turn_bound_s(self) -> float:
+        """The longest a turn can take: its request's deadline, then its store write's."""
+        return self.config.timeout_s + self.store_deadline_s + 1.0
+
+    async def _drain(self) -> None:
+        """Let the turns under way finish (`drain_s` after a stop), cancel the rest (each
+        still writes its record), and record any dispatched turn that never started."""
+        if self._tasks:
+            wait_s = self.config.drain_s if self.stopped else self._turn_bound_s()
+            _, pending = await asyncio.wait(set(self._tasks), timeout=wait_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for ticket, (session, due, step, measured) in list(self._unrecorded.items()):
+            t = TurnState(due=due, step=step, measured=measured, ticket=ticket, index=session.state.turn,
+                          retry=session.retry, t_sent=self.clock())
+            t.fail("interrupted", "the run stopped before this turn started")
+            self._conclude(session, t)
+
+    def _records_failed(self, exc: OSError) -> None:
+        """The record writer's first write error: stop scheduling (the runner says where the data is)."""
+        self.records_error = exc
+        self.stop()
