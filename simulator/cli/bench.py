@@ -76,6 +76,7 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
     from session_store import RedisSessionStore
     from simulator.client import EndpointClient
     from simulator.engine import Engine, RecordWriter, RunConfig, load_sources
+    from simulator.engine.config import MAX_STORE_POOL
 
     config = RunConfig(qps=(qps,), model=BENCH_MODEL, duration_s=duration_s, warmup_s=min(1.0, duration_s / 4),
                        think_time_s=think_s, max_sessions=sessions, replicas=1, timeout_s=30.0,
@@ -84,7 +85,7 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
     with tempfile.TemporaryDirectory(prefix="convsim-bench-") as folder:
         records = Path(folder) / "records.jsonl"
         client = EndpointClient(base_url, BENCH_MODEL, timeout_s=30.0)
-        store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=600, pool_size=min(512, sessions))
+        store = RedisSessionStore.from_url(redis_url, run_id, ttl_s=600, pool_size=min(MAX_STORE_POOL, sessions))
         await store.ping()
         writer = RecordWriter(records)
         try:

@@ -27,7 +27,7 @@ from scoring.judges import JudgeError
 from scoring.render import run_passed, write_scorecards
 from session_store import EmbeddedRedis, RedisSessionStore, StoreUnavailable
 from simulator.client.client import EndpointClient
-from simulator.engine.config import RunConfig
+from simulator.engine.config import RunConfig, store_pool_size
 from simulator.cli.display import show_progress
 from simulator.engine.loop import Engine
 from simulator.client.errors import ContextOverflow, EndpointError, EndpointStatusError, ModelNotFound
@@ -122,7 +122,7 @@ async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict
     first failed write and the message says where the data is."""
     client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s, headers=config.headers)
     store = RedisSessionStore.from_url(redis_url, run_info["run_id"], config.session_ttl_s,
-                                       pool_size=max(64, min(512, int(max(config.qps)))))
+                                       pool_size=store_pool_size(max(config.qps)))
     try:
         await store.ping()
         await store.probe_write()  # a read-only replica or a full Redis: exit 2 before any load

@@ -35,6 +35,7 @@ MAX_SESSIONS = 100_000  # --max-sessions at most: ~40 KiB a live session (11,255
 MAX_QPS = 10_000.0
 MEASURED_CEILING = "2,000-3,300 turns/s on 2 cores"
 MAX_CONCURRENCY = MAX_AUTO_SESSIONS  # --concurrency: turns in flight at most
+MIN_STORE_POOL, MAX_STORE_POOL = 64, 512  # Redis connections: one per turn/s of the fastest step, within these
 MAX_ERROR_CHARS = 300  # an error message (a turn's, a child's) is cut to this in records and reports
 MAX_SECONDS = 7 * 24 * 3600.0  # durations, think times, timeouts, TTLs: more than a week is a typo
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -221,3 +222,9 @@ class RunConfig:
         if self.redis_url:
             data["redis_url"] = redact_url(self.redis_url)
         return data
+
+
+def store_pool_size(turns_per_s: float) -> int:
+    """Redis connections for a run whose fastest step sends `turns_per_s`: about one write in
+    flight per turn/s (a write takes about a millisecond, bursts come), bounded both ways."""
+    return max(MIN_STORE_POOL, min(MAX_STORE_POOL, int(turns_per_s)))
