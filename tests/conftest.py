@@ -20,7 +20,7 @@ from session_store import EmbeddedRedis
 T = TypeVar("T")
 
 # Fixtures that start a real part: a test that uses one is end-to-end.
-REAL_PART_FIXTURES = {"redis_server", "redis_url", "tmp_path_factory"}
+REAL_PART_FIXTURES = {"redis_server", "redis_url"}
 # Modules whose tests start processes or servers, or load embedding models, throughout.
 END_TO_END_MODULES = {
     "test_autoglm_truth", "test_check", "test_check_background", "test_cli", "test_engine", "test_faults_disk",
