@@ -296,7 +296,8 @@ def test_redis_password_never_reaches_files_or_output(tmp_path: Path) -> None:
     with EmbeddedRedis(port=port, extra_args=acl):
         result = convsim("run", "--qps", "20", "--duration", "1.5", "--warmup", "0.5", "--out", str(out),
                          "--redis-url", f"redis://bob:pa55-word-x@127.0.0.1:{port}/0", timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode in (0, 1), result.stderr  # the run went through (1: a gate failed; busy machine)
+    assert_exit_matches_gates(result, json.loads((out / "scorecard.json").read_text()))
     config = json.loads((out / "run.json").read_text())["config"]
     assert config["redis_url"] == f"redis://***@127.0.0.1:{port}/0"
     for text in (result.stdout, result.stderr, *(p.read_text() for p in out.iterdir())):
@@ -307,7 +308,8 @@ def test_redis_password_never_reaches_files_or_output(tmp_path: Path) -> None:
     with EmbeddedRedis(extra_args=("--requirepass", "pa55-word-y")) as server:
         result = convsim("run", "--qps", "20", "--duration", "1.5", "--warmup", "0.5", "--out", str(out),
                          "--redis-url", f"{server.url}?password=pa55-word-y", timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    assert_exit_matches_gates(result, json.loads((out / "scorecard.json").read_text()))
     assert json.loads((out / "run.json").read_text())["config"]["redis_url"].endswith("?password=***")
     for text in (result.stdout, result.stderr, *(p.read_text() for p in out.iterdir())):
         assert "pa55-word-y" not in text
