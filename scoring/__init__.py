@@ -9,7 +9,7 @@ with the engine. Exceptions::
       CalibrationError  a calibration file that cannot be read
       JudgeError        a strong OCS judge that cannot be loaded, reached or understood
 
-OCS is judged in layers (see `scoring.quality`): claims that conflict (`conflict`), the
+OCS is judged in layers (see `scoring.quality`; `judge_answers` on pairs outside a run): claims that conflict (`conflict`), the
 embedding where it is confident (`Thresholds`), then an optional strong judge behind the
 `PairJudge` protocol (`NliJudge`, `LlmJudge`, built by `load_judge`).
 """
@@ -44,6 +44,7 @@ from scoring.records import (
     load_records,
     read_run,
 )
+from scoring.pairs import PairVerdict, judge_answers
 from scoring.rates import JudgeRates, Thresholds
 from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter, write_scorecards
 from scoring.scorecard import (
@@ -87,6 +88,7 @@ __all__ = [
     "MarkdownWriter",
     "NliJudge",
     "PairJudge",
+    "PairVerdict",
     "RecordError",
     "RunRecords",
     "ScoringOptions",
@@ -99,6 +101,7 @@ __all__ = [
     "conflict",
     "cv_interval",
     "iter_records",
+    "judge_answers",
     "judge_probe",
     "load_embedder",
     "load_judge",

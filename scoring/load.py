@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring.records import TurnRecord
 from scoring.stats import quantiles
 
 SHORTFALL_SLACK = 1  # a constant-rate window holds one slot more or less than rate x seconds
@@ -29,14 +30,14 @@ def within_chance(deficit: int, in_flight_at_start: int) -> bool:
     return deficit <= NOISE_SIGMAS * math.sqrt(max(in_flight_at_start, 1)) + 2
 
 
-def latency_all(measured: list[dict[str, Any]]) -> dict[str, float] | None:
+def latency_all(measured: list[TurnRecord]) -> dict[str, float] | None:
     """Corrected latency (from the scheduled time) of every turn that ended: failures at
     their time to failure, timeouts at the timeout. Turns cut off by Ctrl-C are left out."""
     return quantiles([t["t_done"] - t["t_sched"] for t in measured if t["status"] != "interrupted"],
                      ("p50", "p95", "p99", "max"))
 
 
-def offered(step: dict[str, Any], measured: list[dict[str, Any]]) -> dict[str, Any]:
+def offered(step: dict[str, Any], measured: list[TurnRecord]) -> dict[str, Any]:
     """Turns sent against turns asked for, unserved slots, and whose limit a shortfall was."""
     window_s = step["window_s"]
     dispatched = len(measured)
@@ -74,7 +75,7 @@ def offered(step: dict[str, Any], measured: list[dict[str, Any]]) -> dict[str, A
     return figures
 
 
-def served(step: dict[str, Any], measured: list[dict[str, Any]], turns: list[dict[str, Any]]) -> dict[str, Any]:
+def served(step: dict[str, Any], measured: list[TurnRecord], turns: list[TurnRecord]) -> dict[str, Any]:
     """Turns the target finished inside the window against turns sent in it, with the signs
     of a queue: turns in flight growing, latency climbing across the window."""
     start = step["t_start"] + step["warmup_s"] * 1000.0
@@ -104,7 +105,7 @@ def served(step: dict[str, Any], measured: list[dict[str, Any]], turns: list[dic
     return figures
 
 
-def _trend(measured: list[dict[str, Any]]) -> list[float] | None:
+def _trend(measured: list[TurnRecord]) -> list[float] | None:
     """Median corrected latency of the first and the last third of the window's turns."""
     done = sorted((t["t_sched"], t["t_done"] - t["t_sched"]) for t in measured if t["status"] != "interrupted")
     if len(done) < 9:
@@ -115,7 +116,7 @@ def _trend(measured: list[dict[str, Any]]) -> list[float] | None:
     return [round(float(first), 1), round(float(last), 1)]
 
 
-def state_lost_share(step: dict[str, Any], measured: list[dict[str, Any]]) -> float:
+def state_lost_share(step: dict[str, Any], measured: list[TurnRecord]) -> float:
     lost = (step.get("sessions") or {}).get("state_lost", 0)
     if not lost:
         return 0.0

@@ -105,7 +105,7 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class RunRecords:
-    turns: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[TurnRecord] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     personas: dict[str, Any] = field(default_factory=dict)  # the head line, or {} for older runs
 
@@ -123,11 +123,11 @@ def load_records(path: str | Path) -> RunRecords:
                 run.personas = {**record, "personas": dict(record.get("personas") or {})}
             run.personas.pop("scripts", None)  # whole dialogues, for replay only
         else:
-            run.turns.append(record)
+            run.turns.append(record)  # type: ignore[arg-type]  # read as written by the engine (TurnRecord)
     return run
 
 
-def read_run(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def read_run(path: str | Path) -> tuple[list[TurnRecord], list[dict[str, Any]]]:
     """(turn records, step records) of one records.jsonl."""
     run = load_records(path)
     return run.turns, run.steps

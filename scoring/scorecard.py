@@ -25,7 +25,7 @@ from scoring.gates import Gates, verdict
 from scoring.load import latency_all, offered, served, state_lost_share, verdict_figures
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.rates import JudgeRates, Thresholds
-from scoring.records import RunRecords, load_records
+from scoring.records import RunRecords, TurnRecord, load_records
 from scoring.metamorphic import agreement_by_step
 from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
 from scoring.streaming import stream_figures
@@ -81,7 +81,7 @@ class ScoringOptions:
                           device=self.device, cache_path=cache_path)
 
 
-def measured_turns(step: dict[str, Any], turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def measured_turns(step: dict[str, Any], turns: list[TurnRecord]) -> list[TurnRecord]:
     """Turns of a step inside its measured window. The engine marks each turn when it
     dispatches it; the time test is only for records that lack the mark."""
     window_start = step["t_start"] + step["warmup_s"] * 1000.0
@@ -92,8 +92,8 @@ def measured_turns(step: dict[str, Any], turns: list[dict[str, Any]]) -> list[di
     ]
 
 
-def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, previous_breached: bool,
-               seed: int = 0, gates: Gates = Gates(), measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def score_step(step: dict[str, Any], turns: list[TurnRecord], index: int, previous_breached: bool,
+               seed: int = 0, gates: Gates = Gates(), measured: list[TurnRecord] | None = None) -> dict[str, Any]:
     """The load figures of one step (no embeddings): rate, latency, errors, sessions, store."""
     if measured is None:
         measured = measured_turns(step, turns)
@@ -105,7 +105,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     sessions = [t["session"] for t in ok]
     latency = summarize([t["t_done"] - t["t_sent"] for t in ok], sessions, seed)
     corrected = summarize([t["t_done"] - t["t_sched"] for t in ok], sessions, seed)
-    ttft = [t["t_first"] - t["t_sent"] for t in ok if t.get("t_first") is not None]
+    ttft = [first - t["t_sent"] for t in ok if (first := t.get("t_first")) is not None]
     lag = [t["t_sent"] - t["t_sched"] for t in measured]
     store_stats = store_figures(step, [t for t in turns if t["step"] == step["step"]])
     error_rate = round(failed / len(judged), 6) if judged else 0.0
@@ -163,7 +163,7 @@ def score_step(step: dict[str, Any], turns: list[dict[str, Any]], index: int, pr
     return result
 
 
-def store_figures(step: dict[str, Any], step_turns: list[dict[str, Any]]) -> dict[str, Any]:
+def store_figures(step: dict[str, Any], step_turns: list[TurnRecord]) -> dict[str, Any]:
     """The store counters of a step's record, its store errors by class (`errors`), and,
     from the turn records of the whole step (warm-up included), the state writes that did
     not land: `failed_writes` of `write_attempts`, by class (`failed_by_class`). Counted
@@ -179,7 +179,7 @@ def store_figures(step: dict[str, Any], step_turns: list[dict[str, Any]]) -> dic
     return figures
 
 
-def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latency_series(turns: list[TurnRecord], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Service latency over time in 1-second bins of send time: for the report's time plot."""
     ok = [(t["t_sent"], t["t_done"] - t["t_sent"]) for t in turns if t["status"] == "ok"]
     errors = np.array([t["t_sent"] for t in turns if t["status"] != "ok"], dtype=float)
@@ -201,13 +201,13 @@ def latency_series(turns: list[dict[str, Any]], steps: list[dict[str, Any]]) -> 
     return out
 
 
-def recover_steps(turns: list[dict[str, Any]], steps: list[dict[str, Any]],
+def recover_steps(turns: list[TurnRecord], steps: list[dict[str, Any]],
                   config: dict[str, Any]) -> list[dict[str, Any]]:
     """Step summaries for steps that have turn records but none of their own (a killed run,
     a full disk): rebuilt from the turns, marked `recovered` and interrupted. Unserved
     slots and store counters of such a step are unknown (0)."""
     have = {s["step"] for s in steps}
-    by_step: dict[int, list[dict[str, Any]]] = {}
+    by_step: dict[int, list[TurnRecord]] = {}
     for t in turns:
         if t["step"] not in have:
             by_step.setdefault(t["step"], []).append(t)

@@ -29,7 +29,7 @@ END_TO_END_MODULES = {
     "test_inputs_everyday", "test_library_on_target", "test_personas_cli", "test_preflight", "test_pytest_plugin",
     "test_store_faults", "test_stream_timing", "test_target", "test_target_judge", "test_target_paraphrase",
     "test_turn_errors", "test_consistency", "test_judges", "test_connections", "test_contention", "test_store",
-    "test_store_errors", "test_store_model", "test_render", "test_search", "test_readme", "test_inputs_numbers",
+    "test_store_errors", "test_store_model", "test_render", "test_search", "test_readme", "test_inputs_numbers", "test_pairs",
 }
 
 
