@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import heapq
 import itertools
 import random
 import time
@@ -27,11 +26,12 @@ from simulator.engine.arrivals import ARRIVALS, slot_rng
 from simulator.engine.breaker import breach
 from simulator.engine.config import RunConfig, default_max_sessions
 from simulator.engine.recorder import RecordWriter
-from simulator.engine.sessions import LiveSession, Progress, StepCounters
+from simulator.engine.sessions import Ledger, LiveSession, Progress, StepCounters
 from simulator.engine.sources import Member, Scripts, SourceMix, prepare
 from simulator.engine.turn import (
     TurnPolicy,
     TurnState,
+    account,
     apply_answer,
     bare_record,
     build_request,
@@ -74,7 +74,6 @@ class Engine:
         self.recorder = recorder
         self.run_id = run_id
         self.origin = clock() if origin is None else origin
-        self.progress = Progress(steps=0 if config.find_max else len(config.qps))
         self._policy = TurnPolicy(retry_failed=config.on_turn_error == "retry",
                                   end_on_error=config.on_turn_error == "end", loop_repeats=config.loop_repeats)
         if isinstance(scripts, SourceMix):  # built by the runner from --personas, with its profiles
@@ -84,28 +83,18 @@ class Engine:
             prepared = [prepare(s, self._profiles, config.request_params) for s in scripts]
             self.sources = SourceMix([(1.0, Scripts(prepared, config.replicas))], list(scripts), self._profiles)
         self._rng = random.Random(config.seed)
+        self.books = Ledger(Progress(steps=0 if config.find_max else len(config.qps)), self._rng, clock)
+        self.progress = self.books.progress  # what the live display reads
         self._arrival = ARRIVALS[config.arrival]
-        self._ready: list[tuple[float, int, LiveSession]] = []
-        self._seq = itertools.count()
         self._groups = itertools.count()
-        self._live = 0
         self._limit = config.session_limit
         self._group_size = config.group_size  # sessions a new group starts
         self._budget = config.max_turns  # turns left to send (--max-turns), None: no budget
         self._idle_limit = config.idle_limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-        self._counters = StepCounters()
-        self._step = 0
-        self._measure_from = 0.0
-        self._judged: dict[int, tuple[list[float], list[int]]] = {}  # step -> (latencies, [turns, failed])
         self._turn_ids = itertools.count()
-        self._finished_in_window: dict[int, int] = {}  # step -> turns (any step's) ended inside its window
-        # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet:
-        # the turns under way (their sessions neither thinking nor ready)
-        self._unrecorded: dict[tuple[int, int], tuple[LiveSession, float, int, bool]] = {}
         self.store_deadline_s = STORE_DEADLINE_S
-        self.internal_errors = 0  # turns that failed inside convsim (status `internal`)
         self.records_error: OSError | None = None  # the record writer's first write error
         recorder.on_error = self._records_failed
         self.step_records: list[dict[str, Any]] = []
@@ -115,6 +104,11 @@ class Engine:
         """Stop scheduling; in-flight turns get `drain_s` to finish."""
         self.progress.stopping = True
         self._stop.set()
+
+    @property
+    def internal_errors(self) -> int:
+        """Turns that failed inside convsim (status `internal`): the run fails."""
+        return self.books.internal_errors
 
     @property
     def stopped(self) -> bool:
@@ -183,20 +177,20 @@ class Engine:
         """Why the next, higher step must not run (see `breaker.breach`), or None."""
         if not self.config.breaker or index + 1 >= len(self.config.concurrency or self.config.qps):
             return None
-        latencies, (done, failed) = self._judged.get(index, ([], [0, 0]))
-        under_way = [due for _, due, s, measured in self._unrecorded.values() if s == index and measured]
-        return breach(step, latencies, done, failed, under_way, self._finished_in_window.get(index, 0),
+        latencies, (done, failed) = self.books.judged.get(index, ([], [0, 0]))
+        under_way = [due for _, due, s, measured in self.books.unrecorded.values() if s == index and measured]
+        return breach(step, latencies, done, failed, under_way, self.books.finished_in_window.get(index, 0),
                       self.clock(), self.config)
 
     # -- schedule --------------------------------------------------------------------
     async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
         cfg = self.config
-        self._step = index
-        self._counters = StepCounters(live_max=self._live)
+        self.books.step = index
+        self.books.counters = StepCounters(live_max=self.books.live)
         if not cfg.max_sessions:  # idle sessions this step's rate needs (--find-max goes past --qps)
             self._idle_limit = max(self._idle_limit, default_max_sessions(qps, cfg.think_time_s))
         start = self.clock()
-        self._measure_from = start + cfg.warmup_s
+        self.books.measure_from = start + cfg.warmup_s
         p = self.progress
         p.step, p.qps_target, p.step_started, p.step_duration = index, qps, start, cfg.duration_s
         clock = self.clock
@@ -238,14 +232,14 @@ class Engine:
 
     def _step_record(self, index: int, qps: float, start: float, end: float, store_before: StoreStats,
                      ) -> dict[str, Any]:
-        cfg, c, stop = self.config, self._counters, self._stop
+        cfg, c, stop = self.config, self.books.counters, self._stop
         return {
             "kind": "step", "step": index, "qps_target": qps, "arrival": cfg.arrival,
             "capped": c.capped, "session_cap": {"live": self._limit, "idle": self._idle_limit},
             "in_flight": {"at_measure": c.in_flight_measure, "max": c.in_flight_max,
                                               "at_end": self.progress.in_flight},
             "t_start": self._ms(start), "t_end": self._ms(end), "warmup_s": cfg.warmup_s,
-            "window_s": max(0.0, end - self._measure_from), "interrupted": stop.is_set(),
+            "window_s": max(0.0, end - self.books.measure_from), "interrupted": stop.is_set(),
             "budget_spent": self._budget == 0,
             "slots": c.slots, "unserved": c.unserved, "unserved_measured": c.unserved_measured,
             "sessions": self._session_figures(),
@@ -258,17 +252,17 @@ class Engine:
         one came back (to whichever session is ready, else a new one). The step's rate is
         what the target sustained; it is recorded as qps_target so every figure reads alike."""
         cfg = self.config
-        self._step = index
-        self._counters = StepCounters(live_max=self._live)
+        self.books.step = index
+        self.books.counters = StepCounters(live_max=self.books.live)
         start = self.clock()
-        self._measure_from = start + cfg.warmup_s
+        self.books.measure_from = start + cfg.warmup_s
         end = start + cfg.duration_s
         p = self.progress
         p.step, p.qps_target, p.step_started, p.step_duration = index, float(concurrency), start, cfg.duration_s
         await asyncio.gather(*(self._worker(index, end) for _ in range(concurrency)))
         end = min(end, self.clock())
-        window = max(end - self._measure_from, 1e-9)
-        sent = self._counters.slots - self._counters.warmup_slots
+        window = max(end - self.books.measure_from, 1e-9)
+        sent = self.books.counters.slots - self.books.counters.warmup_slots
         record = self._step_record(index, round(sent / window, 3), start, end, store_before)
         record.update({"mode": "closed", "concurrency": concurrency, "arrival": "closed"})
         return record
@@ -276,13 +270,13 @@ class Engine:
     async def _worker(self, index: int, end: float) -> None:
         clock = self.clock
         while not self._stop.is_set() and self._budget != 0 and (now := clock()) < end:
-            session = self._take_ready(now) or self._start_group(closed=True)
+            session = self.books.take_ready(now) or self._start_group(closed=True)
             if session is None:  # the live-session cap: wait for one to be ready
-                wait = self._ready[0][0] - now if self._ready else CAP_WAIT_S
+                wait = self.books.ready[0][0] - now if self.books.ready else CAP_WAIT_S
                 await asyncio.sleep(min(max(wait, 0.001), end - now))
                 continue
-            measured = now >= self._measure_from
-            c = self._counters
+            measured = now >= self.books.measure_from
+            c = self.books.counters
             c.slots += 1
             if not measured:
                 c.warmup_slots += 1
@@ -293,10 +287,10 @@ class Engine:
     def _session_figures(self) -> dict[str, Any]:
         """Sessions of the current step. started = completed + state_lost + ended_error +
         the change in live sessions, so every session is accounted for."""
-        c = self._counters
+        c = self.books.counters
         return {"started": c.started, "completed": c.completed, "state_lost": c.state_lost,
                 "ended_error": c.ended_error, "ended": dict(c.ended), "on_state_lost": "ended", "live_max": c.live_max,
-                "live_min_measured": c.live_min_measured, "live_end": self._live}
+                "live_min_measured": c.live_min_measured, "live_end": self.books.live}
 
     def _ms(self, t: float) -> float:
         return round((t - self.origin) * 1000.0, 3)
@@ -306,16 +300,16 @@ class Engine:
         ticket = (step, next(self._turn_ids))
         if self._budget is not None:
             self._budget -= 1
-        self._unrecorded[ticket] = (session, due, step, measured)
+        self.books.unrecorded[ticket] = (session, due, step, measured)
         return ticket
 
     def _dispatch(self, due: float) -> None:
-        c = self._counters
+        c = self.books.counters
         c.slots += 1
-        measured = due >= self._measure_from
+        measured = due >= self.books.measure_from
         if measured and c.in_flight_measure is None:
             c.in_flight_measure = self.progress.in_flight
-        session = self._take_ready(due)
+        session = self.books.take_ready(due)
         if session is None:
             session = self._start_group()
         if session is None:
@@ -323,11 +317,11 @@ class Engine:
             self.progress.unserved += 1
             if measured:
                 c.unserved_measured += 1
-                if self._live + self._group_size > self._limit:
+                if self.books.live + self._group_size > self._limit:
                     c.capped += 1
             return
-        ticket = self._launch(session, due, self._step, measured)
-        task = asyncio.create_task(self._turn(session, due, self._step, measured, ticket))
+        ticket = self._launch(session, due, self.books.step, measured)
+        task = asyncio.create_task(self._turn(session, due, self.books.step, measured, ticket))
         self._tasks.add(task)
         task.add_done_callback(self._turn_done)
 
@@ -337,20 +331,15 @@ class Engine:
         turn it left without a record gets one in the drain."""
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.internal_errors += 1
-
-    def _take_ready(self, now: float) -> LiveSession | None:
-        if self._ready and self._ready[0][0] <= now:
-            return heapq.heappop(self._ready)[2]
-        return None
+            self.books.internal_errors += 1
 
     def _start_group(self, closed: bool = False) -> LiveSession | None:
         """A new replica group, unless the live-session cap (--max-sessions, or the memory
         bound) or the idle cap is reached. Sessions waiting on the target do not count
         against the idle cap: the live count follows the latency (Little's law)."""
         size = self._group_size
-        idle_full = not closed and self._live - len(self._unrecorded) + size > self._idle_limit
-        if self._live + size > self._limit or idle_full:
+        idle_full = not closed and self.books.live - len(self.books.unrecorded) + size > self._idle_limit
+        if self.books.live + size > self._limit or idle_full:
             return None
         group = self.sources.next(self._rng)
         if group is None:  # no generated dialogue ready: the slot goes unserved
@@ -359,14 +348,14 @@ class Engine:
             self.recorder.write(group.record)
         name = f"g{next(self._groups):06d}"
         sessions = [session for member in group.members for session in self._sessions(name, member)]
-        self._live += len(sessions)
-        c = self._counters
+        self.books.live += len(sessions)
+        c = self.books.counters
         c.started += len(sessions)
-        c.live_max = max(c.live_max, self._live)
-        self.progress.live_sessions = self._live
+        c.live_max = max(c.live_max, self.books.live)
+        self.progress.live_sessions = self.books.live
         now = self.clock()
         for session in sessions[1:]:  # the other replicas take the next slots
-            heapq.heappush(self._ready, (now, next(self._seq), session))
+            self.books.make_ready(session, now)
         return sessions[0]
 
     def _sessions(self, group: str, member: Member) -> list[LiveSession]:
@@ -403,8 +392,8 @@ class Engine:
         before, messages = await build_request(session, t)
         p = self.progress
         p.in_flight += 1
-        if p.in_flight > self._counters.in_flight_max and t.step == self._step:
-            self._counters.in_flight_max = p.in_flight
+        if p.in_flight > self.books.counters.in_flight_max and t.step == self.books.step:
+            self.books.counters.in_flight_max = p.in_flight
         try:
             await send(self.client, session, t, messages, self.config.stream, self.clock)
         finally:
@@ -427,48 +416,7 @@ class Engine:
         except Exception as exc:
             t.fail("internal", f"writing the turn's record: {describe_exception(exc)}")
             self.recorder.write(bare_record(session, t, self._ms))  # type: ignore[arg-type]
-        self._account(session, t)
-
-    def _account(self, session: LiveSession, t: TurnState) -> None:
-        """A recorded turn's accounting: progress, the breaker's figures, the step's session
-        counters, and the session back to the ready queue after its think time (or ended)."""
-        if t.status == "internal":
-            session.state.status = "internal"
-            self.internal_errors += 1
-        p = self.progress
-        p.done += 1
-        if t.status != "ok":
-            p.errors += 1
-        if t.ticket is not None:
-            self._unrecorded.pop(t.ticket, None)
-        if t.status != "interrupted" and self.clock() >= self._measure_from:
-            self._finished_in_window[self._step] = self._finished_in_window.get(self._step, 0) + 1
-        if t.measured and t.step == self._step:
-            judged = self._judged.setdefault(t.step, ([], [0, 0]))
-            judged[1][0] += 1
-            if t.status == "ok" and t.completion is not None:
-                judged[0].append(t.completion.t_done - t.completion.t_sent)
-            else:
-                judged[1][1] += 1
-        ended = t.ended
-        if ended is not None:
-            self._live -= 1
-            c = self._counters
-            c.ended[ended] += 1
-            if ended == "state_lost":
-                c.state_lost += 1
-            elif ended in ("error", "loop"):
-                c.ended_error += 1
-            else:
-                c.completed += 1
-            p.live_sessions = self._live
-            if t.step == self._step and t.measured:
-                c.live_min_measured = self._live if c.live_min_measured is None else min(c.live_min_measured, self._live)
-        else:
-            ready_at = self.clock()
-            if session.think_s > 0:
-                ready_at += self._rng.expovariate(1.0 / session.think_s)
-            heapq.heappush(self._ready, (ready_at, next(self._seq), session))
+        account(self.books, session, t)
 
     # -- end -------------------------------------------------------------------------
     async def _settle(self) -> None:
@@ -490,7 +438,7 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        for ticket, (session, due, step, measured) in list(self._unrecorded.items()):
+        for ticket, (session, due, step, measured) in list(self.books.unrecorded.items()):
             t = TurnState(due=due, step=step, measured=measured, ticket=ticket, index=session.state.turn,
                           retry=session.retry, t_sent=self.clock())
             t.fail("interrupted", "the run stopped before this turn started")

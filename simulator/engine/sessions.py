@@ -1,11 +1,15 @@
-"""Live sessions and what the engine counts of them: a session between turns, a rate step's
-counters, and the progress the live display reads."""
+"""Live sessions and what the engine counts of them: a session between turns, the ledger of
+live, ready and under-way sessions with a rate step's counters, and the progress the live
+display reads. `turn.account` settles each recorded turn in the ledger."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from session_store import SessionState
 from simulator.engine.sources import Prepared
@@ -62,3 +66,34 @@ class Progress:
     unserved: int = 0
     stopping: bool = False
     recent: list[tuple[float, int]] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """The engine's books: sessions live, ready (a heap by the time their think time ends)
+    and under way, and what the current step counts."""
+
+    progress: Progress
+    rng: random.Random  # think times
+    clock: Callable[[], float]
+    live: int = 0
+    ready: list[tuple[float, int, LiveSession]] = field(default_factory=list)
+    seq: Iterator[int] = field(default_factory=itertools.count)  # ties in `ready` go first come, first served
+    step: int = 0
+    measure_from: float = 0.0  # when the current step's measured window opens
+    counters: StepCounters = field(default_factory=StepCounters)
+    judged: dict[int, tuple[list[float], list[int]]] = field(default_factory=dict)  # step -> (latencies, [turns, failed])
+    finished_in_window: dict[int, int] = field(default_factory=dict)  # step -> turns (any step's) ended in its window
+    # ticket -> (session, due, step, measured) of each dispatched turn whose record is not written yet:
+    # the turns under way (their sessions neither thinking nor ready)
+    unrecorded: dict[tuple[int, int], tuple[LiveSession, float, int, bool]] = field(default_factory=dict)
+    internal_errors: int = 0  # turns that failed inside convsim (status `internal`)
+
+    def take_ready(self, now: float) -> LiveSession | None:
+        """The session whose think time ended first, if it has by `now`."""
+        if self.ready and self.ready[0][0] <= now:
+            return heapq.heappop(self.ready)[2]
+        return None
+
+    def make_ready(self, session: LiveSession, at: float) -> None:
+        heapq.heappush(self.ready, (at, next(self.seq), session))

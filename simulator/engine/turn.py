@@ -5,9 +5,10 @@
     apply_answer   the answer into the session's history; whether the session ends
     save_state     the session's state written over the version it last wrote
     turn_record    the turn's one record (`scoring.records.TurnRecord`)
+    account        what the engine counts of it (`sessions.Ledger`), the session back to the
+                   ready queue or ended
 
-The engine (`loop`) runs them for every dispatched turn and then does its accounting; the
-dialogue runner of `convsim check` runs build_request, send and apply_answer. A turn's
+The engine (`loop`) runs them all for every dispatched turn; the dialogue runner of `convsim check` runs build_request, send and apply_answer. A turn's
 facts live in a `TurnState`, from which its record is written whatever happened.
 """
 
@@ -25,7 +26,7 @@ from scoring.records import RECORD_VERSION, TurnRecord
 from session_store import RedisSessionStore, SessionState, SessionStoreError
 from simulator.client import Completion, EndpointClient, EndpointError
 from simulator.engine.config import MAX_ERROR_CHARS
-from simulator.engine.sessions import LiveSession
+from simulator.engine.sessions import Ledger, LiveSession
 from simulator.profiles import Reply, estimate_text_tokens, next_request
 
 CAS_RETRIES = 3  # a turn's state write retries this many conflicts (another writer), then records `conflict`
@@ -240,3 +241,45 @@ def bare_record(session: LiveSession, t: TurnState, ms: Callable[[float], float]
         http_status=None, text=None, chunks=0, prompt_tokens=None, completion_tokens=None, finish=None,
         store=text(t.store) or "", store_error=text(t.store_error), version=state.version, ended=t.ended or "error",
     )
+
+
+def account(books: Ledger, session: LiveSession, t: TurnState) -> None:
+    """A recorded turn's accounting: progress, the breaker's figures, the step's session
+    counters, and the session back to the ready queue after its think time (or ended)."""
+    if t.status == "internal":
+        session.state.status = "internal"
+        books.internal_errors += 1
+    p = books.progress
+    p.done += 1
+    if t.status != "ok":
+        p.errors += 1
+    if t.ticket is not None:
+        books.unrecorded.pop(t.ticket, None)
+    if t.status != "interrupted" and books.clock() >= books.measure_from:
+        books.finished_in_window[books.step] = books.finished_in_window.get(books.step, 0) + 1
+    if t.measured and t.step == books.step:
+        judged = books.judged.setdefault(t.step, ([], [0, 0]))
+        judged[1][0] += 1
+        if t.status == "ok" and t.completion is not None:
+            judged[0].append(t.completion.t_done - t.completion.t_sent)
+        else:
+            judged[1][1] += 1
+    ended = t.ended
+    if ended is not None:
+        books.live -= 1
+        c = books.counters
+        c.ended[ended] += 1
+        if ended == "state_lost":
+            c.state_lost += 1
+        elif ended in ("error", "loop"):
+            c.ended_error += 1
+        else:
+            c.completed += 1
+        p.live_sessions = books.live
+        if t.step == books.step and t.measured:
+            c.live_min_measured = books.live if c.live_min_measured is None else min(c.live_min_measured, books.live)
+    else:
+        ready_at = books.clock()
+        if session.think_s > 0:
+            ready_at += books.rng.expovariate(1.0 / session.think_s)
+        books.make_ready(session, ready_at)

@@ -70,4 +70,4 @@ def assert_accounted(turns: list[dict[str, Any]], steps: list[dict[str, Any]], e
     twice = [key for key, n in Counter((t["session"], t["turn"], t.get("retry", 0)) for t in turns).items() if n > 1]
     assert not twice, f"turns recorded twice: {twice[:5]}"
     if engine is not None:
-        assert not engine._unrecorded, f"{len(engine._unrecorded)} dispatched turns have no record"
+        assert not engine.books.unrecorded, f"{len(engine.books.unrecorded)} dispatched turns have no record"

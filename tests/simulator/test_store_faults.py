@@ -112,7 +112,7 @@ def test_corrupt_state_ends_the_session_with_its_key_named(redis_url: str, tmp_p
             key = store.key(session.state.id)
             while session is not None:
                 await engine._turn(session, time.perf_counter(), 0, True)
-                session = engine._take_ready(math.inf)
+                session = engine.books.take_ready(math.inf)
         finally:
             writer.close()
             await client.aclose()
@@ -127,4 +127,4 @@ def test_corrupt_state_ends_the_session_with_its_key_named(redis_url: str, tmp_p
     assert [t["status"] for t in turns] == ["ok", "ok"]  # the endpoint answered; the state was lost
     assert "ended" not in turns[0] and turns[1]["ended"] == "state_lost"
     assert turns[1]["store"] == "lost" and key in turns[1]["store_error"]  # the message names the key
-    assert engine._live == 0 and engine._counters.state_lost == 1 and engine._counters.ended["state_lost"] == 1
+    assert engine.books.live == 0 and engine.books.counters.state_lost == 1 and engine.books.counters.ended["state_lost"] == 1

@@ -94,7 +94,7 @@ def converse(tmp_path: Path, redis_url: str, mode: str, handler: Scripted,
             session = engine._start_group()
             while session is not None:
                 await engine._turn(session, time.perf_counter(), 0, True)
-                session = engine._take_ready(math.inf)
+                session = engine.books.take_ready(math.inf)
         finally:
             writer.close()
             await client.aclose()
@@ -161,7 +161,7 @@ def test_retry_resends_the_same_message_once_then_skips(tmp_path: Path, redis_ur
     probes = {r["turn"]: r for r in records if r["expect"]}
     assert "undelivered" not in probes[4]
     assert probes[5]["undelivered"] == ["date_new"]
-    assert records[-1]["ended"] == "completed" and engine._counters.completed == 1
+    assert records[-1]["ended"] == "completed" and engine.books.counters.completed == 1
     assert sum(1 for r in records if r.get("retry")) == 2
 
 
@@ -174,8 +174,8 @@ def test_end_ends_the_session_after_its_first_error(tmp_path: Path, redis_url: s
     assert dict(handler.attempts) == {0: 1, 1: 1, 2: 1}
     # the failed turn's record is the one that says the session ended, and why
     assert [r.get("ended") for r in records] == [None, None, "error"]
-    assert engine._live == 0 and engine._counters.ended_error == 1 and engine._counters.ended["error"] == 1
-    assert engine._take_ready(math.inf) is None  # nothing of it is left waiting for a slot
+    assert engine.books.live == 0 and engine.books.counters.ended_error == 1 and engine.books.counters.ended["error"] == 1
+    assert engine.books.take_ready(math.inf) is None  # nothing of it is left waiting for a slot
 
 
 def test_phone_agent_sessions_end_on_an_error_even_under_retry(tmp_path: Path, redis_url: str) -> None:
@@ -189,7 +189,7 @@ def test_phone_agent_sessions_end_on_an_error_even_under_retry(tmp_path: Path, r
     records, engine = converse(tmp_path, redis_url, "retry", handler, [agent])
     assert len(handler.requests) == 1
     assert len(records) == 1 and records[0]["status"] == "http_5xx" and records[0]["ended"] == "error"
-    assert "retry" not in records[0] and engine._counters.ended_error == 1
+    assert "retry" not in records[0] and engine.books.counters.ended_error == 1
 
 
 # -- on the reference target at a 30% error rate, no forgetting ----------------------------
