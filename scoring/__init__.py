@@ -33,8 +33,17 @@ from scoring.embed import (
 )
 from scoring.facts import judge_probe, load_rules
 from scoring.gates import TOLERANCES, Gates, verdict
-from scoring.judges import JUDGE_KINDS, JudgeError, LlmJudge, NliJudge, PairJudge, load_judge
+from scoring.judges import (
+    JUDGE_KINDS,
+    JudgeError,
+    LlmJudge,
+    NliJudge,
+    PairJudge,
+    load_judge,
+)
 from scoring.normalize import normalize
+from scoring.pairs import PairVerdict, judge_answers
+from scoring.rates import JudgeRates, Thresholds
 from scoring.records import (
     RECORD_VERSION,
     RecordError,
@@ -44,9 +53,13 @@ from scoring.records import (
     load_records,
     read_run,
 )
-from scoring.pairs import PairVerdict, judge_answers
-from scoring.rates import JudgeRates, Thresholds
-from scoring.render import WRITERS, JsonWriter, MarkdownWriter, TerminalWriter, write_scorecards
+from scoring.render import (
+    WRITERS,
+    JsonWriter,
+    MarkdownWriter,
+    TerminalWriter,
+    write_scorecards,
+)
 from scoring.scorecard import (
     ERROR_CLASSES,
     SCHEMA,

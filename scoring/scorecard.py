@@ -19,14 +19,14 @@ from scoring.actions import DEFAULT_COORD_BUCKET
 from scoring.agent import format_figures, prompt_by_turn, thinking_ms
 from scoring.calibration import DEFAULT_THRESHOLDS, shipped_rates
 from scoring.embed import DEFAULT_EMBEDDER, Embedder, EmbeddingCache, load_embedder
-from scoring.judges import JudgeError, PairJudge, load_judge
 from scoring.facts import load_rules
 from scoring.gates import Gates, verdict
+from scoring.judges import JudgeError, PairJudge, load_judge
 from scoring.load import latency_all, offered, served, state_lost_share, verdict_figures
+from scoring.metamorphic import agreement_by_step
 from scoring.quality import context_loss, embed_open, ocs, pair_up, settle
 from scoring.rates import JudgeRates, Thresholds
 from scoring.records import RunRecords, TurnRecord, load_records
-from scoring.metamorphic import agreement_by_step
 from scoring.stats import clustered_rate_interval, paired_delta, quantiles, summarize
 from scoring.streaming import stream_figures
 
@@ -321,6 +321,10 @@ def build_scorecard(records: str | Path | RunRecords, run_info: dict[str, Any] |
         }, breached, options.gates)
         if judge is not None and ocs_figures and ocs_figures["undecided"]:
             _judge_failed(result["verdict"], ocs_figures["undecided"])
+        if step.get("segments"):
+            result["segments"] = step["segments"]
+            if step["segments"]["missing"]:
+                _segments_missing(result["verdict"], step["segments"])
         breached = result["verdict"]["status"] == "breach"
         if step.get("breaker") and not breaker["tripped"]:
             breaker = {"tripped": True, "at_qps": step["qps_target"], "reason": step["breaker"]}
@@ -367,6 +371,17 @@ def _judge_failed(step_verdict: dict[str, Any], undecided: int) -> None:
                                    "judge again with `convsim report DIR --judge ...`")
     if step_verdict["status"] == "pass":
         step_verdict["status"] = "alert"
+
+
+def _segments_missing(step_verdict: dict[str, Any], segments: dict[str, Any]) -> None:
+    """A merged step some segments did not record (an instance killed or never started):
+    its share of the load is missing, so the step cannot pass."""
+    missing = ", ".join(f"{i}/{segments['count']}" for i in segments["missing"])
+    step_verdict["reasons"].append(f"segment {missing} recorded no end of this step (an instance stopped or never "
+                                   "started): its share of the load is missing")
+    step_verdict["checks"].append({"gate": "segments", "value": len(segments["missing"]), "limit": 0,
+                                   "status": "fail"})
+    step_verdict["status"] = "breach"
 
 
 def _run_judge(judge: PairJudge | None, pairings: list[Any]) -> dict[str, Any]:

@@ -45,7 +45,13 @@ from simulator.engine import (
     load_sources,
     parse_qps,
 )
-from simulator.profiles import PROFILES, ChatProfile, DialogueProfile, make_profiles, of_profile
+from simulator.profiles import (
+    PROFILES,
+    ChatProfile,
+    DialogueProfile,
+    make_profiles,
+    of_profile,
+)
 from simulator.usage import UsageError
 from simulator.version import VERSION
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,8 @@ def check_personas(spec: str, option: str) -> None:
     """What the child would drive, checked here: UsageError naming `option` (one line,
     exit 2 before any child starts) when `convsim run --personas SPEC` would refuse it."""
     from simulator.engine.config import RunConfig
-    from simulator.usage import UsageError
     from simulator.engine.sources import load_sources
+    from simulator.usage import UsageError
 
     try:
         load_sources(RunConfig(personas=spec))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 from personas import PersonaScript
 from personas.script import stale_values
@@ -20,7 +20,13 @@ from simulator.client import EndpointClient
 from simulator.engine.config import DEFAULT_LOOP_REPEATS
 from simulator.engine.sessions import LiveSession
 from simulator.engine.sources import prepare
-from simulator.engine.turn import TurnPolicy, TurnState, apply_answer, build_request, send
+from simulator.engine.turn import (
+    TurnPolicy,
+    TurnState,
+    apply_answer,
+    build_request,
+    send,
+)
 from simulator.profiles import PROFILES, DialogueProfile
 
 # A dialogue checked alone: a failed turn is skipped (the next one is sent), never resent.

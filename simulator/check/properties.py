@@ -32,8 +32,8 @@ from hypothesis.errors import Flaky, Unsatisfiable
 from personas.dump import dump_yaml
 from personas.strategies import VARIANTS, DialoguePlan, dialogue_plans
 from simulator.check.background import BackgroundFigures, BackgroundLoad
-from simulator.client.client import EndpointClient
 from simulator.check.dialogue import DialogueResult, run_dialogue
+from simulator.client.client import EndpointClient
 
 
 class PropertyFailure(AssertionError):

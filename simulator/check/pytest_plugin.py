@@ -26,9 +26,9 @@ from typing import Any, Iterator, Mapping
 import pytest
 
 from personas import PersonaScript
+from simulator.check.dialogue import DialogueResult, run_dialogue
 from simulator.client.client import EndpointClient
 from simulator.engine.config import DEFAULT_MODEL
-from simulator.check.dialogue import DialogueResult, run_dialogue
 
 
 def _seconds(text: str) -> float:

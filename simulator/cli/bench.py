@@ -143,7 +143,7 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
     own process; Redis is a private server.
     """
     from session_store import EmbeddedRedis
-    from simulator.cli.runner import run_event_loop
+    from simulator.cli.drive import run_event_loop
     from simulator.target import TargetConfig, TargetProcess
 
     target_config = TargetConfig(model=BENCH_MODEL, service_ms=0, capacity=0)

@@ -10,12 +10,14 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from personas import PersonaError, load_personas
-from personas.dump import dump_yaml
+from simulator.cli.options import (
+    SECONDS,
+    collect_headers,
+    header_option,
+    stdout_console,
+)
 from simulator.engine import config as defaults
-from simulator.cli.options import SECONDS, collect_headers, header_option, stdout_console
 from simulator.usage import UsageError
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
@@ -62,11 +64,15 @@ def check_command(target: str, model: str, api_key: str | None, headers: tuple[t
 
     Exit 0 when no failure was found, 1 when one was (flaky ones included), 2 on bad input.
     """
-    from simulator.check.background import BackgroundError, BackgroundLoad, check_personas
+    from simulator.check.background import (
+        BackgroundError,
+        BackgroundLoad,
+        check_personas,
+    )
     from simulator.check.properties import CheckOptions, check, facts_line
     from simulator.client.client import EndpointClient
-    from simulator.client.redact import redact_url
     from simulator.client.preflight import preflight
+    from simulator.client.redact import redact_url
 
     out = stdout_console()
     err = Console(stderr=True, highlight=False)

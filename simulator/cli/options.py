@@ -17,6 +17,7 @@ from scoring.judges import JUDGE_KINDS
 from simulator.engine.config import MAX_SECONDS, parse_header, parse_qps
 from simulator.usage import UsageError
 
+
 class FiniteFloatRange(click.FloatRange):
     """click's FloatRange lets nan and inf through (every comparison with nan is false):
     this one refuses them, and names the largest value it takes when it has a maximum."""

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import re
 import sys
 from typing import Any
 
 import click
 from rich.console import Console
 
-from simulator.engine import config as defaults
 from simulator.cli.options import (
-    qps_option,
     SECONDS,
     SECONDS_OR_ZERO,
     collect_headers,
@@ -20,10 +18,13 @@ from simulator.cli.options import (
     gen_settings,
     generated_options,
     header_option,
+    qps_option,
     scoring_options,
     scoring_settings,
     stdout_console,
 )
+from simulator.engine import config as defaults
+from simulator.engine.segments import parse_segment
 from simulator.usage import UsageError, env_names
 
 MAX_SCREEN_SIDE = 8192
@@ -94,6 +95,16 @@ MAX_SCREEN_SIDE = 8192
 @click.option("--resolution", type=finite(min=0.01, max=1), default=defaults.DEFAULT_RESOLUTION,
               show_default=True, help="--find-max stops when the lowest failing rate is within this share of the "
                                       "highest passing one.")
+@click.option("--segment", default=None, metavar="i/N",
+              help="Run the i-th of N disjoint shares of every step's schedule (0-based, as a Kubernetes Indexed "
+                   "Job numbers its pods): slot k goes to instance k mod N. The N instances share --redis-url "
+                   "and --run-id, meet there before the first step and start every step at the same moment.")
+@click.option("--workers", default="1", metavar="N|auto",
+              help="Run the load in N processes on this host (segments 0..N-1 of one run, meeting in Redis), their "
+                   "records merged into one run folder and scored once. auto: the host's cores, one per 100 "
+                   "turns/s of the fastest step at most.")
+@click.option("--run-id", default=None, metavar="NAME",
+              help="The run's name (letters, digits, . _ -). Every instance of a segmented run gives the same one.")
 @click.pass_context
 def run_command(ctx: click.Context, **opts: Any) -> None:
     """Drive stepped load and write a scorecard.
@@ -122,6 +133,7 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         for name, short in (("duration", defaults.FIND_MAX_DURATION_S), ("warmup", defaults.FIND_MAX_WARMUP_S)):
             if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
                 opts[name] = short
+    segment = segment_settings(opts)
     if opts["warmup"] >= opts["duration"]:
         raise UsageError(f"--warmup {opts['warmup']:g} must be shorter than --duration {opts['duration']:g}")
     if opts["redis_url"] is not None:
@@ -139,7 +151,8 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
         on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), find_max=opts["find_max"],
-        concurrency=opts["concurrency"], max_turns=opts["max_turns"],
+        concurrency=opts["concurrency"], max_turns=opts["max_turns"], segment=segment, run_id=opts["run_id"],
+        workers=workers_setting(opts, segment),
         resolution=opts["resolution"], **scoring_settings(opts), **gen_settings(ctx, opts, opts["personas"]),
     )
     problem = defaults.no_session_can_start(config)
@@ -286,3 +299,48 @@ def _params(items: tuple[str, ...]) -> dict[str, Any]:
 
 env_names(run_command, "CONVSIM")
 
+
+MAX_WORKERS = 64
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def segment_settings(opts: dict[str, Any]) -> tuple[int, int]:
+    """(i, N) of --segment, checked with what a segmented run needs; UsageError otherwise."""
+    if opts["run_id"] is not None and not RUN_ID.fullmatch(opts["run_id"]):
+        raise UsageError(f"--run-id {opts['run_id']!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    if opts["segment"] is None:
+        return (0, 1)
+    segment = parse_segment(opts["segment"])
+    if segment.whole:
+        return (0, 1)
+    for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
+                        ("--max-turns", opts["max_turns"])):
+        if given:
+            raise UsageError(f"--segment splits a fixed schedule of rates; {flag} cannot be split (run it in one "
+                             "instance)")
+    if not opts["redis_url"]:
+        raise UsageError("--segment: the instances meet in the Redis they share; give --redis-url")
+    if not opts["run_id"]:
+        raise UsageError("--segment: give every instance the same --run-id (e.g. the job's name)")
+    return segment.index, segment.count
+
+
+def workers_setting(opts: dict[str, Any], segment: tuple[int, int]) -> int:
+    """--workers as a number (auto: the cores, capped by the rate); UsageError on bad input."""
+    from simulator.cli.workers import auto_workers
+
+    text = str(opts["workers"]).strip().lower()
+    if text == "auto":
+        workers = auto_workers(max(opts["qps"]))
+    elif text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
+        workers = int(text)
+    else:
+        raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to {MAX_WORKERS}, or auto")
+    if workers > 1:
+        if segment != (0, 1):
+            raise UsageError("--workers splits the run on this host; --segment splits it across hosts: give one")
+        for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
+                            ("--max-turns", opts["max_turns"])):
+            if given:
+                raise UsageError(f"--workers splits a fixed schedule of rates; {flag} cannot be split")
+    return workers

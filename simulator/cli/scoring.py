@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,43 @@ def _run_folder(path: str) -> tuple[Path, dict[str, Any]]:
     return folder, info
 
 
+def merge_folders(run_dirs: tuple[str, ...], out: str | None) -> tuple[Path, dict[str, Any]]:
+    """The segments' folders merged into one run folder: `out`, else their common parent."""
+    from scoring.merge import MergeError, merge_records
+
+    found = [_run_folder(path) for path in run_dirs]
+    folders = [folder for folder, _ in found]
+    target = Path(out) if out else Path(os.path.commonpath([f.resolve() for f in folders]))
+    if target.resolve() in {f.resolve() for f in folders}:
+        raise UsageError(f"--out {target}: that is one of the segments; give another folder for the merged run")
+    if (target / "records.jsonl").exists() and "segments" not in _run_folder(str(target))[1]:
+        raise UsageError(f"{target}: already holds a run that is not a merge; give --out a new folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        info = merge_records(folders, [info for _, info in found], target)
+        (target / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write the merged run there ({exc.strerror or exc})") from None
+    missing = info["segments"]["missing"]
+    click.echo(f"merged {len(folders)} segments of run {info.get('run_id')} into {target}"
+               + (f"; segments {', '.join(map(str, missing))} of {info['segments']['count']} missing" if missing
+                  else ""), err=True)
+    return target, info
+
+
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="With several folders (the segments of one run, from several hosts): where the merged run goes. "
+                   "Default: the folder that holds them.")
 @scoring_options(inherit=True)
-def report_command(run_dir: str, **opts: Any) -> None:
+def report_command(run_dirs: tuple[str, ...], out: str | None, **opts: Any) -> None:
     """Re-score a past run from its records and rewrite scorecard.json, scorecard.md,
-    report.html and gates.xml.
+    report.html and gates.xml. Given several folders, the segments of one run (`convsim run
+    --segment i/N` on several hosts), merge them into one run and score it as one process
+    would have: a segment that is missing is named and its steps do not pass.
 
     Options not given keep what the run was scored with (run.json); give --min-ocs,
     --embedder, ... to re-judge the same records another way. Exit 0 when every gate
@@ -55,7 +87,7 @@ def report_command(run_dir: str, **opts: Any) -> None:
     """
     from simulator.cli.runner import score_run
 
-    folder, info = _run_folder(run_dir)
+    folder, info = merge_folders(run_dirs, out) if len(run_dirs) > 1 else _run_folder(run_dirs[0])
     base = ScoringOptions.from_config(info.get("config"))
     options = dataclasses.replace(
         base,

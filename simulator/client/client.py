@@ -54,7 +54,13 @@ from simulator.client.errors import (
     EndpointTimeout,
     ModelNotFound,
 )
-from simulator.client.redact import NOT_SECRETS, SECRET_NAME, Redactor, redact_text, redact_url
+from simulator.client.redact import (
+    NOT_SECRETS,
+    SECRET_NAME,
+    Redactor,
+    redact_text,
+    redact_url,
+)
 from simulator.client.transport import AiohttpTransport, Transport, read_limited
 
 if sys.version_info >= (3, 11):

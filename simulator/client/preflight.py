@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 
 from simulator.client.client import EndpointClient
-from simulator.client.errors import ContextOverflow, EndpointError, EndpointStatusError, ModelNotFound
+from simulator.client.errors import (
+    ContextOverflow,
+    EndpointError,
+    EndpointStatusError,
+    ModelNotFound,
+)
 from simulator.usage import UsageError
 
 

@@ -22,7 +22,12 @@ import aiohttp
 import httpx
 from aiohttp import http_exceptions
 
-from simulator.client.errors import EndpointConnectError, EndpointError, EndpointProtocolError, EndpointTimeout
+from simulator.client.errors import (
+    EndpointConnectError,
+    EndpointError,
+    EndpointProtocolError,
+    EndpointTimeout,
+)
 
 GET_LIMIT = 1024 * 1024  # bytes of a GET reply (the model list) read at most
 

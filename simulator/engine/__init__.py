@@ -17,7 +17,7 @@ personas, session_store, scoring.
 from simulator.engine.arrivals import ARRIVALS, Arrival
 from simulator.engine.config import RunConfig, default_max_sessions, parse_qps
 from simulator.engine.loop import Engine
-from simulator.engine.recorder import RecordWriter, RecordWriteError
+from simulator.engine.recorder import RecordWriteError, RecordWriter
 from simulator.engine.sessions import Progress
 from simulator.engine.sources import SourceMix, load_sources
 

@@ -187,6 +187,9 @@ class RunConfig:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # --header, sent on every request
     generate: GenOptions = field(default_factory=GenOptions)  # what `--personas generated` draws
     metamorphic: bool = False  # a generated group also runs each metamorphic variant of its dialogue
+    segment: tuple[int, int] = (0, 1)  # --segment i/N: this instance sends slots k with k mod N == i
+    run_id: str | None = None  # --run-id: the run's name, shared by every instance of a segmented run
+    workers: int = 1  # --workers: segment processes on this host (simulator.cli.workers)
 
     @property
     def group_size(self) -> int:

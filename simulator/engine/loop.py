@@ -26,6 +26,7 @@ from simulator.engine.arrivals import ARRIVALS, slot_rng
 from simulator.engine.breaker import breach
 from simulator.engine.config import RunConfig, default_max_sessions
 from simulator.engine.recorder import RecordWriter
+from simulator.engine.segments import Segment, planned_start
 from simulator.engine.sessions import Ledger, LiveSession, Progress, StepCounters
 from simulator.engine.sources import Member, Scripts, SourceMix, prepare
 from simulator.engine.turn import (
@@ -82,7 +83,11 @@ class Engine:
             self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
             prepared = [prepare(s, self._profiles, config.request_params) for s in scripts]
             self.sources = SourceMix([(1.0, Scripts(prepared, config.replicas))], list(scripts), self._profiles)
-        self._rng = random.Random(config.seed)
+        self.segment = Segment(*config.segment)
+        # Facts and think times: each segment draws its own (the same seed in every instance
+        # would give every instance the very same sessions)
+        self._rng = random.Random(config.seed if self.segment.whole else f"convsim-sessions:{config.seed}:"
+                                  f"{self.segment.label}")
         self.books = Ledger(Progress(steps=0 if config.find_max else len(config.qps)), self._rng, clock)
         self.progress = self.books.progress  # what the live display reads
         self._arrival = ARRIVALS[config.arrival]
@@ -95,6 +100,11 @@ class Engine:
         self._stop = asyncio.Event()
         self._turn_ids = itertools.count()
         self.store_deadline_s = STORE_DEADLINE_S
+        # A segmented run: when its first step starts on this engine's clock (every instance
+        # plans the same moment; see `segments.planned_start`), and how the instances agree
+        # whether the next step runs: (step, this instance's breach or None) -> the run's.
+        self.first_start: float | None = None
+        self.agree: Callable[[int, str | None], Awaitable[str | None]] | None = None
         self.records_error: OSError | None = None  # the record writer's first write error
         recorder.on_error = self._records_failed
         self.step_records: list[dict[str, Any]] = []
@@ -147,7 +157,9 @@ class Engine:
             if self.config.concurrency:
                 step_record = await self._run_closed_step(index, int(qps), store_before)
             else:
-                step_record = await self._run_step(index, qps, store_before)
+                planned = None if self.first_start is None else planned_start(self.first_start, index,
+                                                                                self.config.duration_s)
+                step_record = await self._run_step(index, qps, store_before, planned)
             last = (step_record, store_before)
             self.step_records.append(last[0])
             index += 1
@@ -161,6 +173,8 @@ class Engine:
                 qps = None if self.stopped else await decide(self.step_records[-1])
                 continue
             reason = self._breaker(index - 1, last[0])
+            if self.agree is not None and index < len(self.config.qps):
+                reason = await self.agree(index - 1, reason)
             if reason:
                 last[0]["breaker"] = reason
                 break
@@ -183,21 +197,29 @@ class Engine:
                       self.clock(), self.config)
 
     # -- schedule --------------------------------------------------------------------
-    async def _run_step(self, index: int, qps: float, store_before: StoreStats) -> dict[str, Any]:
+    async def _run_step(self, index: int, qps: float, store_before: StoreStats,
+                        planned: float | None = None) -> dict[str, Any]:
+        """One open-loop step: its slots (this segment's share) at their due times, from
+        `planned` (a segmented run's common start) or now."""
         cfg = self.config
         self.books.step = index
         self.books.counters = StepCounters(live_max=self.books.live)
+        share = qps / self.segment.count
         if not cfg.max_sessions:  # idle sessions this step's rate needs (--find-max goes past --qps)
-            self._idle_limit = max(self._idle_limit, default_max_sessions(qps, cfg.think_time_s))
-        start = self.clock()
+            self._idle_limit = max(self._idle_limit, default_max_sessions(share, cfg.think_time_s))
+        start = self.clock() if planned is None else planned
+        late_s = max(0.0, self.clock() - start)
         self.books.measure_from = start + cfg.warmup_s
         p = self.progress
-        p.step, p.qps_target, p.step_started, p.step_duration = index, qps, start, cfg.duration_s
+        p.step, p.qps_target, p.step_started, p.step_duration = index, share, start, cfg.duration_s
         clock = self.clock
         backlog = 0
         stop = self._stop
         end = start + cfg.duration_s
-        for offset in self._arrival.offsets(qps, cfg.duration_s, slot_rng(cfg.seed, index)):
+        slots = self._arrival.offsets(qps, cfg.duration_s, slot_rng(cfg.seed, index))
+        if not self.segment.whole:  # every N-th slot, from the i-th: the N shares make the whole schedule
+            slots = itertools.islice(slots, self.segment.index, None, self.segment.count)
+        for offset in slots:
             due = start + offset
             delay = due - clock()
             if delay > 0:
@@ -228,7 +250,11 @@ class Engine:
                     pass
             if stop.is_set():
                 end = min(end, clock())
-        return self._step_record(index, qps, start, end, store_before)
+        record = self._step_record(index, share, start, end, store_before)
+        if not self.segment.whole:
+            record["segment"] = {"index": self.segment.index, "count": self.segment.count, "qps_whole": qps,
+                                 "late_ms": round(late_s * 1000.0, 3)}
+        return record
 
     def _step_record(self, index: int, qps: float, start: float, end: float, store_before: StoreStats,
                      ) -> dict[str, Any]:
@@ -346,7 +372,7 @@ class Engine:
             return None
         if group.record is not None:  # a generated dialogue: written whole before its first turn
             self.recorder.write(group.record)
-        name = f"g{next(self._groups):06d}"
+        name = f"{self.segment.session_prefix}g{next(self._groups):06d}"
         sessions = [session for member in group.members for session in self._sessions(name, member)]
         self.books.live += len(sessions)
         c = self.books.counters

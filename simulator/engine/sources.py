@@ -22,24 +22,30 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import itertools
 import json
 import math
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from personas import PersonaError, PersonaScript, build_script, load_personas, to_data
-from personas.loader import MAX_WEIGHT
 from personas.draw import options_to_json
+from personas.loader import MAX_WEIGHT
 from personas.script import ProbePlanTurn
 from personas.strategies import VARIANTS, DialoguePlan, GenOptions
 from simulator.engine.config import MAX_ERROR_CHARS, RunConfig, group_size
 from simulator.process import child_command, die_with_parent
+from simulator.profiles import (
+    DialogueProfile,
+    estimate_text_tokens,
+    make_profiles,
+    of_profile,
+    script_params,
+)
 from simulator.usage import UsageError
-from simulator.profiles import DialogueProfile, estimate_text_tokens, make_profiles, of_profile, script_params
 
 GENERATED, BUILTIN = "generated", "builtin"
 AHEAD_S = 3.0  # groups drawn ahead: this many seconds of a step's expected group starts
@@ -343,6 +349,10 @@ def load_sources(config: RunConfig) -> SourceMix:
     """The sessions' sources named by --personas (scripts loaded and checked, generated
     dialogues' options checked); UsageError on bad input."""
     profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
-    return build_mix(parse_spec(config.personas), profile=config.profile, replicas=config.replicas, seed=config.seed,
+    seed = config.seed
+    if config.segment != (0, 1):  # each instance draws its own dialogues, not the same ones N times
+        index, count = config.segment
+        seed = int.from_bytes(hashlib.sha256(f"convsim-dialogues:{seed}:{index}/{count}".encode()).digest()[:6], "big")
+    return build_mix(parse_spec(config.personas), profile=config.profile, replicas=config.replicas, seed=seed,
                      generate=config.generate, metamorphic=config.metamorphic, profiles=profiles,
                      request_params=config.request_params)

@@ -8,7 +8,12 @@ May import: personas, scoring (the action key and format classes); nothing else 
 
 from simulator.profiles.autoglm import AutoglmProfile
 from simulator.profiles.chat import ChatProfile
-from simulator.profiles.protocol import DialogueProfile, next_request, script_params, tool_messages
+from simulator.profiles.protocol import (
+           DialogueProfile,
+           next_request,
+           script_params,
+           tool_messages,
+)
 from simulator.profiles.registry import PROFILES, make_profiles, of_profile
 from simulator.profiles.reply import Reply, parse_reply
 from simulator.profiles.tokens import estimate_text_tokens

@@ -21,7 +21,11 @@ from personas import PersonaScript, render
 from personas.script import placeholders
 from scoring.actions import DEFAULT_COORD_BUCKET, action_key
 from simulator.profiles.reply import Reply, parse_reply
-from simulator.profiles.screenshot import DEFAULT_SCREENSHOT, cached_screenshot, warm_screenshot
+from simulator.profiles.screenshot import (
+    DEFAULT_SCREENSHOT,
+    cached_screenshot,
+    warm_screenshot,
+)
 
 DEFAULT_PARAMS = {"temperature": 0.0, "top_p": 0.85, "frequency_penalty": 0.2, "max_tokens": 3000}
 SCREEN_INFO = "** Screen Info **"

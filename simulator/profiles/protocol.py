@@ -7,6 +7,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from personas import PersonaScript, Turn, render
 from simulator.profiles.reply import Reply
 
+
 def tool_messages(turn: Turn, index: int, facts: Mapping[str, str]) -> list[dict[str, Any]]:
     """The tool call an application made before this turn and its result, as chat messages."""
     if turn.tool is None:

@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-
 ACTION_NAMES = frozenset({
     "Launch", "Tap", "Type", "Swipe", "Back", "Home", "Long Press", "Double Tap", "Wait",
     "Take_over", "Note", "Call_API", "Interact", "finish",

@@ -11,7 +11,6 @@ import click
 from simulator.target.server import TargetConfig
 from simulator.usage import UsageError, env_names, run_click
 
-
 _TARGET_HELP = {
     "model": "Model name served; other names get a 404.",
     "service_ms": "Mean service time per request in ms (0: answer at once).",

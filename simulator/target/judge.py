@@ -56,7 +56,9 @@ def judge_reply(messages: list[dict[str, Any]], rng: random.Random, garbage_rate
         return None
     if rng.random() < garbage_rate:
         return rng.choice(GARBAGE_REPLIES)
-    from scoring.claims import conflict  # imported here: the target's start-up stays light
+    from scoring.claims import (
+        conflict,  # imported here: the target's start-up stays light
+    )
 
     reason = conflict(*pair)
     return orjson.dumps({"verdict": "different" if isinstance(reason, str) else "same"}).decode()

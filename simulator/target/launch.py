@@ -11,10 +11,8 @@ import asyncio
 import collections
 import dataclasses
 import subprocess
-import sys
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import AsyncIterator
 
 from aiohttp import web

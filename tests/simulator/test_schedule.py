@@ -86,9 +86,10 @@ def five_turns() -> list[PersonaScript]:
                           "turns": [{"user": f"Turn {i}: my order is {{order}}."} for i in range(5)]}, "test")]
 
 
-def run_engine(tmp_path: Path, config: RunConfig, latency_s: float = 0.01,
-               stall: tuple[int, float] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
-    """(turn records, step records, the first step's start in ms since the origin)."""
+def run_engine(tmp_path: Path, config: RunConfig, latency_s: float = 0.01, stall: tuple[int, float] | None = None,
+               first_start: float | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    """(turn records, step records, the first step's start in ms since the origin). Every
+    loop starts its clock at the same moment, so `first_start` is shared by several runs."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     loop = VirtualTimeLoop()
 
@@ -100,6 +101,8 @@ def run_engine(tmp_path: Path, config: RunConfig, latency_s: float = 0.01,
         writer = RecordWriter(tmp_path / "records.jsonl")
         engine = Engine(config, FixedLatencyClient(loop, latency_s, on_send), MemoryStore(),  # type: ignore[arg-type]
                         five_turns(), writer, "virtual", clock=loop.time)
+        if first_start is not None:
+            engine.first_start = loop.time() + first_start
         try:
             return await engine.run(on_step=writer.write)
         finally:
@@ -161,3 +164,24 @@ def test_a_full_session_cap_leaves_exactly_the_slots_no_session_could_take(tmp_p
     step = steps[0]
     assert (step["slots"], step["unserved"]) == (20, 16)
     assert step["unserved_measured"] == 13 and step["capped"] == 13  # 0.5 s on: 0.5-0.9 and 1.2-1.9 s
+
+
+@pytest.mark.parametrize("arrival", ["constant", "poisson"])
+def test_segments_split_every_step_into_disjoint_shares_whose_union_is_the_whole_schedule(
+        tmp_path: Path, arrival: str) -> None:
+    settings = dict(arrival=arrival, qps=(10.0, 25.0), seed=3)
+    whole, whole_steps, _ = run_engine(tmp_path / "whole", config(**settings), first_start=0.5)
+    shares = [run_engine(tmp_path / f"s{i}", config(segment=(i, 3), **settings), first_start=0.5) for i in range(3)]
+    slots = [sorted((t["step"], t["t_sched"]) for t in turns) for turns, _, _ in shares]
+    union = sorted(slot for share in slots for slot in share)
+    assert union == sorted((t["step"], t["t_sched"]) for t in whole)  # every slot once, at its time
+    assert len(set(union)) == len(union) == len(whole) > 40
+    assert all(abs(len(a) - len(b)) <= 2 for a in slots for b in slots)  # even shares (one slot per step at most)
+    sessions = [{t["session"] for t in turns} for turns, _, _ in shares]
+    assert not (sessions[0] & sessions[1] or sessions[1] & sessions[2] or sessions[0] & sessions[2])
+    for index, step in enumerate(whole_steps):
+        parts = [steps[index] for _, steps, _ in shares]
+        assert sum(p["qps_target"] for p in parts) == pytest.approx(step["qps_target"])
+        assert sum(p["slots"] for p in parts) == step["slots"]
+        assert {p["t_start"] for p in parts} == {step["t_start"]}  # the same planned moment everywhere
+        assert all(p["segment"]["late_ms"] == 0 for p in parts)
