@@ -69,6 +69,9 @@ MAX_SCREEN_SIDE = 8192
               help="With --personas builtin: drive the chat scripts or the autoglm phone tasks.")
 @click.option("--screenshot", default="1080x2400", show_default=True, metavar="WxH|none",
               help="autoglm: size of the synthetic screenshot on the newest user message (none: no image).")
+@click.option("--screenshot-bytes", default="0", metavar="SIZE",
+              help="Phone agent: make each screenshot PNG weigh this much on the wire, e.g. 100k or 1m (a real "
+                   "phone's is tens to hundreds of KB; the drawn one is a few KB). 0: as drawn.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Override a request parameter (JSON value), e.g. --param temperature=0.1 --param max_tokens=1024.")
 @click.option("--loop-repeats", type=click.IntRange(min=2), default=defaults.DEFAULT_LOOP_REPEATS, show_default=True,
@@ -149,6 +152,7 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         personas=opts["personas"], redis_url=opts["redis_url"], session_ttl_s=ttl if ttl > 0 else None,
         timeout_s=opts["timeout"], stream=opts["stream"], out=opts["out"], seed=opts["seed"],
         breaker=opts["breaker"], profile=opts["profile"], screenshot=_screenshot(opts["screenshot"]),
+        screenshot_bytes=_size(opts["screenshot_bytes"], "--screenshot-bytes"),
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
         on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), find_max=opts["find_max"],
         concurrency=opts["concurrency"], max_turns=opts["max_turns"], segment=segment, run_id=opts["run_id"],
@@ -282,6 +286,19 @@ def _screenshot(text: str) -> tuple[int, int] | None:
     if max(int(width), int(height)) > MAX_SCREEN_SIDE:  # the image is built and base64-encoded in memory
         raise UsageError(f"--screenshot {text!r}: at most {MAX_SCREEN_SIDE} pixels a side (a phone is about 1080x2400)")
     return int(width), int(height)
+
+
+def _size(text: str, flag: str) -> int:
+    """`100k`, `1m`, `4096` -> bytes; UsageError on anything else or above MAX_SCREENSHOT_BYTES."""
+    from simulator.profiles.screenshot import MAX_SCREENSHOT_BYTES
+
+    found = re.fullmatch(r"\s*(\d+)\s*([km]?)i?b?\s*", text.lower())
+    if not found:
+        raise UsageError(f"{flag} {text!r}: expected a size such as 100k, 1m or 4096 (bytes)")
+    size = int(found.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[found.group(2)]
+    if size > MAX_SCREENSHOT_BYTES:
+        raise UsageError(f"{flag} {text!r}: at most {MAX_SCREENSHOT_BYTES >> 20} MiB (it is sent with every turn)")
+    return size
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:

@@ -176,6 +176,7 @@ class RunConfig:
     judge_api_key: str | None = field(default=None, repr=False)
     profile: str = "chat"  # which of the built-in library's scripts `--personas builtin` drives
     screenshot: tuple[int, int] | None = (1080, 2400)  # autoglm: synthetic screenshot size, None: no image
+    screenshot_bytes: int = 0  # autoglm: the screenshot PNG grown to this weight on the wire (0: as drawn)
     request_params: dict[str, Any] = field(default_factory=dict)  # overrides of the profile's parameters
     loop_repeats: int = DEFAULT_LOOP_REPEATS  # autoglm: the same action this many times in a row is a loop
     coord_bucket: int = DEFAULT_COORD_BUCKET  # autoglm: tap coordinates compared in buckets of this size (0-999 grid)

@@ -80,7 +80,8 @@ class Engine:
         if isinstance(scripts, SourceMix):  # built by the runner from --personas, with its profiles
             self.sources, self._profiles = scripts, scripts.profiles
         else:
-            self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
+            self._profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket,
+                                        screenshot_bytes=config.screenshot_bytes)
             prepared = [prepare(s, self._profiles, config.request_params) for s in scripts]
             self.sources = SourceMix([(1.0, Scripts(prepared, config.replicas))], list(scripts), self._profiles)
         self.segment = Segment(*config.segment)

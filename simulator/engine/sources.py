@@ -348,7 +348,8 @@ def build_mix(specs: list[SourceSpec], *, profile: str, replicas: int, seed: int
 def load_sources(config: RunConfig) -> SourceMix:
     """The sessions' sources named by --personas (scripts loaded and checked, generated
     dialogues' options checked); UsageError on bad input."""
-    profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket)
+    profiles = make_profiles(config.screenshot, config.request_params, config.coord_bucket,
+                                        screenshot_bytes=config.screenshot_bytes)
     seed = config.seed
     if config.segment != (0, 1):  # each instance draws its own dialogues, not the same ones N times
         index, count = config.segment

@@ -77,9 +77,11 @@ class AutoglmProfile:
     name = "autoglm"
 
     def __init__(self, run_date: str | None = None, screenshot_size: tuple[int, int] | None = DEFAULT_SCREENSHOT,
-                 params: Mapping[str, Any] | None = None, coord_bucket: int = DEFAULT_COORD_BUCKET) -> None:
+                 params: Mapping[str, Any] | None = None, coord_bucket: int = DEFAULT_COORD_BUCKET,
+                 screenshot_bytes: int = 0) -> None:
         self.date = run_date or date.today().isoformat()
         self.screenshot_size = screenshot_size
+        self.screenshot_bytes = screenshot_bytes  # the PNG's weight on the wire (0: as drawn, a few KB)
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self.coord_bucket = coord_bucket
         self.markers: tuple[str, ...] = ACTION_MARKERS
@@ -104,7 +106,7 @@ class AutoglmProfile:
         newest: dict[str, Any] = {"role": "user", "content": user_text}
         if self.screenshot_size:
             width, height = self.screenshot_size
-            image = cached_screenshot(_screen_of(user_text), width, height)
+            image = cached_screenshot(_screen_of(user_text), width, height, self.screenshot_bytes)
             newest["content"] = [{"type": "text", "text": user_text},
                                  {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}}]
         return [*head, *history, newest]
@@ -126,12 +128,12 @@ class AutoglmProfile:
                 for values in itertools.islice(itertools.product(*choices), 64):
                     screens.add(screen_json(turn.screen or {}, dict(zip(names, values))))
         for screen in sorted(screens):
-            await warm_screenshot(screen, *self.screenshot_size)
+            await warm_screenshot(screen, *self.screenshot_size, self.screenshot_bytes)
 
     async def prepare(self, user_text: str) -> None:
         """Make sure the newest screen's screenshot exists, drawn off the event loop."""
         if self.screenshot_size:
-            await warm_screenshot(_screen_of(user_text), *self.screenshot_size)
+            await warm_screenshot(_screen_of(user_text), *self.screenshot_size, self.screenshot_bytes)
 
     def user_message(self, user_text: str) -> dict[str, Any]:
         return {"role": "user", "content": user_text}  # history keeps text only: the image is dropped

@@ -14,9 +14,11 @@ from simulator.profiles.screenshot import DEFAULT_SCREENSHOT
 
 
 def make_profiles(screenshot: tuple[int, int] | None = DEFAULT_SCREENSHOT, params: Mapping[str, Any] | None = None,
-                  coord_bucket: int = DEFAULT_COORD_BUCKET, run_date: str | None = None) -> dict[str, DialogueProfile]:
+                  coord_bucket: int = DEFAULT_COORD_BUCKET, run_date: str | None = None,
+                  screenshot_bytes: int = 0) -> dict[str, DialogueProfile]:
     """The profiles of one run (the autoglm date line is fixed when they are made)."""
-    autoglm: DialogueProfile = AutoglmProfile(run_date, screenshot, params, coord_bucket=coord_bucket)
+    autoglm: DialogueProfile = AutoglmProfile(run_date, screenshot, params, coord_bucket=coord_bucket,
+                                              screenshot_bytes=screenshot_bytes)
     return {"chat": ChatProfile(), "autoglm": autoglm}
 
 
