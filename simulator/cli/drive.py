@@ -121,6 +121,8 @@ async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict
         engine = Engine(config, client, store, scripts, recorder, run_info["run_id"], origin)
         if rendezvous is not None:
             engine.first_start, engine.agree = origin, rendezvous.agree
+        if config.metrics_port is not None:
+            serve_metrics(engine, config, run_info["run_id"], console)
 
         def force() -> None:
             recorder.flush()
@@ -220,3 +222,19 @@ def run_event_loop(coro: Any) -> Any:
         return uvloop.run(coro)
     except ImportError:  # pragma: no cover - Windows
         return asyncio.run(coro)
+
+
+def serve_metrics(engine: Engine, config: RunConfig, run_id: str, console: Console) -> None:
+    """The Prometheus endpoint of --metrics-port, in a thread of its own; UsageError when
+    the port cannot be bound (before any load)."""
+    from simulator.engine.metrics import EngineMetrics
+
+    assert config.metrics_port is not None
+    metrics = EngineMetrics(engine, run_id, Segment(*config.segment).label)
+    try:
+        metrics.serve(config.metrics_port)
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {config.metrics_port}: cannot listen there ({exc.strerror or exc}); "
+                         "give a free port") from None
+    engine.on_recorded = metrics.observe
+    console.print(f"metrics: http://localhost:{config.metrics_port}/metrics (Prometheus)", highlight=False)

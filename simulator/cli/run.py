@@ -106,6 +106,10 @@ MAX_SCREEN_SIDE = 8192
               help="Run the load in N processes on this host (segments 0..N-1 of one run, meeting in Redis), their "
                    "records merged into one run folder and scored once. auto: the host's cores, one per 100 "
                    "turns/s of the fastest step at most.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+              help="Serve live Prometheus metrics on this port while the run goes on (per step: turns by status, "
+                   "achieved rate, latency and TTFT histograms, unserved slots; in-flight turns, store conflicts). "
+                   "With --workers, worker i serves PORT+i.")
 @click.option("--run-id", default=None, metavar="NAME",
               help="The run's name (letters, digits, . _ -). Every instance of a segmented run gives the same one.")
 @click.pass_context
@@ -156,7 +160,7 @@ def run_command(ctx: click.Context, **opts: Any) -> None:
         request_params=_params(opts["params"]), loop_repeats=opts["loop_repeats"], coord_bucket=opts["coord_bucket"],
         on_turn_error=opts["on_turn_error"], headers=collect_headers(opts["headers"]), find_max=opts["find_max"],
         concurrency=opts["concurrency"], max_turns=opts["max_turns"], segment=segment, run_id=opts["run_id"],
-        workers=workers_setting(opts, segment),
+        workers=workers_setting(opts, segment), metrics_port=opts["metrics_port"],
         resolution=opts["resolution"], **scoring_settings(opts), **gen_settings(ctx, opts, opts["personas"]),
     )
     problem = defaults.no_session_can_start(config)

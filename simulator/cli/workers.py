@@ -73,7 +73,8 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
     for i, folder in enumerate(folders):
         folder.mkdir(parents=True, exist_ok=True)
         segment_config = dataclasses.replace(config, segment=(i, workers), run_id=run_id, redis_url=redis_url,
-                                             target=base_url, out=str(folder))
+                                             target=base_url, out=str(folder),
+                                             metrics_port=None if config.metrics_port is None else config.metrics_port + i)
         process = context.Process(target=worker_main, args=(segment_config, str(folder), base_url, redis_url, builtin),
                                   name=f"convsim-worker-{i}", daemon=False)
         process.start()

@@ -191,6 +191,7 @@ class RunConfig:
     segment: tuple[int, int] = (0, 1)  # --segment i/N: this instance sends slots k with k mod N == i
     run_id: str | None = None  # --run-id: the run's name, shared by every instance of a segmented run
     workers: int = 1  # --workers: segment processes on this host (simulator.cli.workers)
+    metrics_port: int | None = None  # --metrics-port: a Prometheus endpoint (worker i of --workers: the port + i)
 
     @property
     def group_size(self) -> int:

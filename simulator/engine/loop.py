@@ -106,6 +106,7 @@ class Engine:
         # whether the next step runs: (step, this instance's breach or None) -> the run's.
         self.first_start: float | None = None
         self.agree: Callable[[int, str | None], Awaitable[str | None]] | None = None
+        self.on_recorded: Callable[[TurnState], None] | None = None  # each recorded turn (live metrics)
         self.records_error: OSError | None = None  # the record writer's first write error
         recorder.on_error = self._records_failed
         self.step_records: list[dict[str, Any]] = []
@@ -444,6 +445,8 @@ class Engine:
             t.fail("internal", f"writing the turn's record: {describe_exception(exc)}")
             self.recorder.write(bare_record(session, t, self._ms))  # type: ignore[arg-type]
         account(self.books, session, t)
+        if self.on_recorded is not None:
+            self.on_recorded(t)
 
     # -- end -------------------------------------------------------------------------
     async def _settle(self) -> None:
