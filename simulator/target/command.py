@@ -4,12 +4,17 @@ of the target's own child process (`main`), which imports nothing of the CLI."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import signal
+import socket
 from typing import Any
 
 import click
 
 from simulator.target.server import TargetConfig
 from simulator.usage import UsageError, env_names, run_click
+
+MAX_PROCESSES = 64
 
 _TARGET_HELP = {
     "model": "Model name served; other names get a 404.",
@@ -58,8 +63,11 @@ def _target_options(func: Any) -> Any:
 @click.command("target")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: a free one).")
+@click.option("--processes", type=click.IntRange(1, MAX_PROCESSES), default=1, show_default=True,
+              help="Serve from this many processes sharing the port (SO_REUSEPORT), for loads one process cannot "
+                   "answer (long streamed thinking at hundreds of turns/s). Each counts its own /health figures.")
 @_target_options
-def target_command(host: str, port: int, **knobs: Any) -> None:
+def target_command(host: str, port: int, processes: int, **knobs: Any) -> None:
     """Serve the built-in reference target: an OpenAI-compatible stand-in for an
     Open-AutoGLM / GLM deployment with explicit fault knobs.
 
@@ -75,10 +83,17 @@ def target_command(host: str, port: int, **knobs: Any) -> None:
         config = TargetConfig(**knobs)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if processes > 1:
+        port = _shared_port(host, port)
+        for index in range(1, processes):  # the others: same port, their own random streams, no announcement
+            seeded = dataclasses.replace(config, seed=config.seed + index)
+            multiprocessing.get_context("fork").Process(target=_serve_quietly, args=(seeded, host, port),
+                                                        daemon=True).start()
     install_uvloop()
     target = ReferenceTarget(config)
     try:
-        asyncio.run(serve_forever(target, host, port, lambda url: print(f"{READY_PREFIX}{url}", flush=True)))
+        asyncio.run(serve_forever(target, host, port, lambda url: print(f"{READY_PREFIX}{url}", flush=True),
+                                  reuse_port=processes > 1))
     except TargetBindError as exc:
         raise UsageError(exc.strerror) from None
     except KeyboardInterrupt:  # Ctrl-C: hanging requests are cancelled, not waited for
@@ -92,3 +107,29 @@ env_names(target_command, "CONVSIM_TARGET")
 def main(argv: list[str] | None = None) -> None:
     """`python -m simulator.target ARGS`, and the target's child process: `convsim target ARGS`."""
     run_click(target_command, argv, "convsim target")
+
+
+def _shared_port(host: str, port: int) -> int:
+    """The port several processes will share: `port`, or a free one for 0."""
+    if port:
+        return port
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve_quietly(config: TargetConfig, host: str, port: int) -> None:
+    """One more serving process of `convsim target --processes N` (it dies with the first)."""
+    import asyncio
+
+    from session_store.process import die_with_parent
+    from simulator.target.launch import install_uvloop
+    from simulator.target.server import ReferenceTarget, serve_forever
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process reports; Ctrl-C ends it, and then this
+    install_uvloop()
+    try:
+        asyncio.run(serve_forever(ReferenceTarget(config), host, port, lambda url: None, reuse_port=True))
+    except Exception:  # noqa: BLE001 - a spare server that fails leaves the port to the others
+        pass

@@ -70,15 +70,17 @@ def config_args(config: TargetConfig) -> list[str]:
 class TargetProcess:
     """The reference target in its own process (its CPU is not the load generator's)."""
 
-    def __init__(self, config: TargetConfig, host: str = "127.0.0.1") -> None:
+    def __init__(self, config: TargetConfig, host: str = "127.0.0.1", processes: int = 1) -> None:
         self.config = config
         self.host = host
+        self.processes = processes  # serving processes sharing its port (`convsim target --processes`)
         self.base_url = ""
         self._proc: subprocess.Popen[str] | None = None
         self.log_tail: collections.deque[str] = collections.deque()  # the target's last stderr lines
 
     def start(self, timeout_s: float = 20.0) -> "TargetProcess":
-        cmd = child_command("simulator.target.command", "main", "--host", self.host, "--port", "0", *config_args(self.config))
+        cmd = child_command("simulator.target.command", "main", "--host", self.host, "--port", "0",
+                            "--processes", str(self.processes), *config_args(self.config))
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True, preexec_fn=die_with_parent,

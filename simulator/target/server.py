@@ -303,16 +303,17 @@ class ReferenceTarget:
 
 
 async def serve_forever(target: ReferenceTarget, host: str, port: int, announce: Callable[[str], None],
-                        shutdown_s: float = 0.25) -> None:
+                        shutdown_s: float = 0.25, reuse_port: bool = False) -> None:
     """Serve `target` until cancelled (Ctrl-C), then leave within about `shutdown_s`: handlers
     still running (a --hang-rate request sleeps for an hour) are cancelled, not waited for.
 
     `announce` gets the base URL once listening. An address that cannot be bound (a busy
-    port) raises `TargetBindError` with one line."""
+    port) raises `TargetBindError` with one line. With `reuse_port`, several processes serve
+    one port (SO_REUSEPORT: the kernel spreads the connections)."""
     runner = web.AppRunner(target.app(), access_log=None, handle_signals=False, shutdown_timeout=shutdown_s)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+        site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True, reuse_port=reuse_port or None)
         try:
             await site.start()
         except OSError as exc:
