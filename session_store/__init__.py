@@ -27,7 +27,13 @@ from session_store.errors import (
     VersionConflict,
 )
 from session_store.state import STATE_FORMAT, SessionState
-from session_store.store import DEFAULT_TTL_S, RedisSessionStore, Saved, StoreStats, redact_url
+from session_store.store import (
+    DEFAULT_TTL_S,
+    RedisSessionStore,
+    Saved,
+    StoreStats,
+    redact_url,
+)
 
 __all__ = [
     "DEFAULT_TTL_S",

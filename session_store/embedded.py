@@ -15,10 +15,8 @@ import atexit
 import collections
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path

@@ -32,14 +32,14 @@ import random
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
