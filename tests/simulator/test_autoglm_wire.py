@@ -103,4 +103,4 @@ def test_every_library_screen_is_drawn_before_the_first_step() -> None:
         facts = script.draw_facts(random.Random(5))
         for index in range(len(script.turns)):
             screen = autoglm.screen_json(script.turns[index].screen or {}, facts)
-            assert (screen, 360, 800) in screenshot._SHOTS, (script.id, index)
+            assert (screen, 360, 800, 0) in screenshot._SHOTS, (script.id, index)
