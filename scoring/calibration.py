@@ -168,11 +168,16 @@ class PairVerdict:
     cosine: float | None = None
 
 
-def judge_pairs(pairs: Sequence[Pair], embedder: Embedder, thresholds: Thresholds | None,
+def texts(pairs: Sequence[Pair]) -> list[tuple[str, str]]:
+    return [(p.a, p.b) for p in pairs]
+
+
+def judge_pairs(pairs: Sequence[tuple[str, str]], embedder: Embedder, thresholds: Thresholds | None,
                 strong: Any = None) -> list[PairVerdict]:
-    """Each pair through the OCS layers (see the module docstring). With `thresholds`
-    None, the cosine of every claims-open pair is returned and nothing is decided by it."""
-    normalized = [(normalize(p.a), normalize(p.b)) for p in pairs]
+    """Each pair of answers through the OCS layers (see the module docstring). With
+    `thresholds` None, the cosine of every claims-open pair is returned and nothing is
+    decided by it."""
+    normalized = [(normalize(a), normalize(b)) for a, b in pairs]
     out: list[PairVerdict | None] = []
     open_index: list[int] = []
     for i, (a, b) in enumerate(normalized):
@@ -195,7 +200,7 @@ def judge_pairs(pairs: Sequence[Pair], embedder: Embedder, thresholds: Threshold
             if same is None:
                 waiting.append(i)
     if strong is not None and waiting:
-        verdicts = strong.judge([(pairs[i].a, pairs[i].b) for i in waiting])
+        verdicts = strong.judge([pairs[i] for i in waiting])
         for i, same in zip(waiting, verdicts):
             if same is not None:
                 out[i] = PairVerdict(bool(same), "judge", out[i].cosine)  # type: ignore[union-attr]
@@ -267,12 +272,12 @@ def calibrate(pairs: Sequence[Pair], embedder: Embedder, strong: Any = None, pro
     are given."""
     if not pairs:
         raise CalibrationError("no labelled pairs")
-    scored = judge_pairs(pairs, embedder, None)
+    scored = judge_pairs(texts(pairs), embedder, None)
     if thresholds is None:
         thresholds = choose_thresholds(pairs, scored)
     open_pairs = [(p, v.cosine) for p, v in zip(pairs, scored) if v.cosine is not None]
     auc = _auc(np.array([c for _, c in open_pairs], dtype=float), np.array([p.same for p, _ in open_pairs], dtype=bool))
-    verdicts = judge_pairs(pairs, embedder, thresholds, strong)
+    verdicts = judge_pairs(texts(pairs), embedder, thresholds, strong)
     name = getattr(strong, "name", None) or "claims+embedding"
     rates = measure_rates(pairs, verdicts, source=name)
     warnings = []
@@ -295,6 +300,6 @@ def shipped_rates(embedder: Embedder, thresholds: Thresholds, strong: Any = None
     key = (embedder.name, thresholds, judge_name)
     if key not in _RATES_CACHE:
         pairs = load_pairs()
-        _RATES_CACHE[key] = measure_rates(pairs, judge_pairs(pairs, embedder, thresholds, strong),
+        _RATES_CACHE[key] = measure_rates(pairs, judge_pairs(texts(pairs), embedder, thresholds, strong),
                                           source=f"shipped pairs, {judge_name}")
     return _RATES_CACHE[key]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,12 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from session_store import EmbeddedRedis  # noqa: E402
 from simulator.target import TargetConfig, TargetProcess  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port  # noqa: E402
 
 
 def one_run(args: argparse.Namespace, base_url: str, redis_url: str, out: Path, port: int | None) -> str:

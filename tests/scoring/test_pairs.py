@@ -27,7 +27,7 @@ def test_reworded_answers_are_never_called_different_and_changed_facts_always_ar
     # a scorecard counts undecided as same and says how many, or a strong judge settles it)
     assert all(v.same is not False for v in same), same
     assert all(v.same is False for v in different), different
-    assert {v.by for v in different} == {"claims"}  # a changed fact needs no model to be seen
+    assert {v.layer for v in different} == {"claims"}  # a changed fact needs no model to be seen
 
 
 def test_identical_text_after_normalization_needs_no_model() -> None:
@@ -53,6 +53,6 @@ def test_a_strong_judge_settles_only_what_the_cheaper_layers_left_open() -> None
             return [True] * len(pairs)
 
     verdicts = judge_answers(SAME + DIFFERENT, judge=Judge())  # type: ignore[arg-type]
-    assert all(v.by != "undecided" for v in verdicts)
-    assert len(asked) == sum(v.by == "judge" for v in verdicts)
+    assert all(v.layer != "undecided" for v in verdicts)
+    assert len(asked) == sum(v.layer == "judge" for v in verdicts)
     assert all(v.same is False for v in verdicts[len(SAME):])  # claims decided before the judge was asked
