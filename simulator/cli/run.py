@@ -325,6 +325,15 @@ MAX_WORKERS = 64
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+def refuse_unsplittable(opts: dict[str, Any], splitter: str) -> None:
+    """UsageError when a run split by `splitter` was given a flag that cannot be split."""
+    for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
+                        ("--max-turns", opts["max_turns"])):
+        if given:
+            raise UsageError(f"{splitter} splits a fixed schedule of rates; {flag} cannot be split (run it in one "
+                             "process)")
+
+
 def segment_settings(opts: dict[str, Any]) -> tuple[int, int]:
     """(i, N) of --segment, checked with what a segmented run needs; UsageError otherwise."""
     if opts["run_id"] is not None and not RUN_ID.fullmatch(opts["run_id"]):
@@ -334,11 +343,7 @@ def segment_settings(opts: dict[str, Any]) -> tuple[int, int]:
     segment = parse_segment(opts["segment"])
     if segment.whole:
         return (0, 1)
-    for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
-                        ("--max-turns", opts["max_turns"])):
-        if given:
-            raise UsageError(f"--segment splits a fixed schedule of rates; {flag} cannot be split (run it in one "
-                             "instance)")
+    refuse_unsplittable(opts, "--segment")
     if not opts["redis_url"]:
         raise UsageError("--segment: the instances meet in the Redis they share; give --redis-url")
     if not opts["run_id"]:
@@ -360,8 +365,5 @@ def workers_setting(opts: dict[str, Any], segment: tuple[int, int]) -> int:
     if workers > 1:
         if segment != (0, 1):
             raise UsageError("--workers splits the run on this host; --segment splits it across hosts: give one")
-        for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
-                            ("--max-turns", opts["max_turns"])):
-            if given:
-                raise UsageError(f"--workers splits a fixed schedule of rates; {flag} cannot be split")
+        refuse_unsplittable(opts, "--workers")
     return workers

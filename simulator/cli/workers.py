@@ -42,9 +42,11 @@ def auto_workers(max_qps: float) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(max_qps / MIN_RATE_PER_WORKER)))
 
 
-def worker_main(config: RunConfig, out: str, base_url: str, redis_url: str, builtin: bool) -> None:
-    """One worker process: drive its segment, write its records, score nothing."""
-    folder = Path(out)
+def worker_main(config: RunConfig, builtin: bool) -> None:
+    """One worker process: drive its segment (the target, Redis and folder its config names),
+    write its records, score nothing."""
+    assert config.out is not None and config.target is not None and config.redis_url is not None
+    folder, base_url, redis_url = Path(config.out), config.target, config.redis_url
     log = (folder / "worker.log").open("a", buffering=1)
     console = Console(file=log, highlight=False, soft_wrap=True)
     try:
@@ -75,13 +77,13 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
         segment_config = dataclasses.replace(config, segment=(i, workers), run_id=run_id, redis_url=redis_url,
                                              target=base_url, out=str(folder),
                                              metrics_port=None if config.metrics_port is None else config.metrics_port + i)
-        process = context.Process(target=worker_main, args=(segment_config, str(folder), base_url, redis_url, builtin),
+        process = context.Process(target=worker_main, args=(segment_config, builtin),
                                   name=f"convsim-worker-{i}", daemon=False)
         process.start()
         processes.append(process)
     err.print(f"{workers} workers started (segments 0-{workers - 1} of run {run_id}); their logs: "
               f"{out / 'segments'}/<i>/worker.log")
-    interrupted = _wait(processes, config, run_id, redis_url, err)
+    interrupted = _wait(processes, run_id, redis_url, err)
     codes = [p.exitcode for p in processes]
     failed = [i for i, code in enumerate(codes) if code not in (EXIT_OK, EXIT_INTERRUPTED, WORKER_INTERNAL)]
     if failed and all(code == EXIT_USAGE for code in codes):
@@ -103,7 +105,7 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
     return info, interrupted
 
 
-def _wait(processes: list[Any], config: RunConfig, run_id: str, redis_url: str, err: Console) -> bool:
+def _wait(processes: list[Any], run_id: str, redis_url: str, err: Console) -> bool:
     """Wait for the workers, showing their summed progress. Ctrl-C: the workers (same
     process group) finish by themselves; a second one kills them. Returns True if interrupted."""
     presses = 0
