@@ -13,6 +13,7 @@ answers, and the draws taken from the request's rng, are exactly the plain ones.
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import re
 import struct
@@ -27,6 +28,7 @@ _EN_STATEMENT = re.compile(
 _EN_QUESTION = re.compile(r"\?|\b(?:what|which|confirm|remind|summari[sz]e|summary|recap)\b", re.IGNORECASE)
 _EN_SUMMARY = re.compile(r"\b(?:summari[sz]e|summary|recap)\b", re.IGNORECASE)
 _ZH_CLAUSE = re.compile(r"[，,。；;！!？?\s]+")
+_CJK = re.compile("[\u4e00-\u9fff]")
 _ZH_STATEMENT = re.compile(r"^(?:我的|其实|实际上|更正一下)*([\u4e00-\u9fffA-Za-z]{1,8}?)(?:是|为)(.+)$")
 _ZH_NAME = re.compile(r"我叫([^，,。；;！!？?\s]{1,8})")
 _ZH_QUESTION_WORDS = ("多少", "什么", "哪", "几", "吗", "呢")
@@ -156,14 +158,20 @@ def image_tokens(part: Mapping[str, Any], patch_px: int = 28) -> int:
     return -(-width // patch_px) * -(-height // patch_px)
 
 
+@functools.lru_cache(maxsize=4096)
+def text_tokens(text: str) -> int:
+    """One message's text: CJK characters one token each, the rest four characters a token.
+    Cached: a conversation resends its system prompt and history on every turn."""
+    cjk = 0 if text.isascii() else len(_CJK.findall(text))
+    return cjk + (len(text) - cjk) // 4 + 4
+
+
 def estimate_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     """A tokenizer-free estimate: CJK characters count one each, other text four per token,
     images one per 28x28 pixels."""
     total = 0
     for message in messages:
-        text = content_text(message)
-        cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-        total += cjk + (len(text) - cjk) // 4 + 4
+        total += text_tokens(content_text(message))
         content = message.get("content")
         if isinstance(content, list):
             total += sum(image_tokens(p) for p in content if isinstance(p, dict) and p.get("type") == "image_url")
