@@ -44,15 +44,16 @@ def offered(step: dict[str, Any], measured: list[TurnRecord]) -> dict[str, Any]:
     unserved = step.get("unserved_measured", 0)
     slots = dispatched + unserved
     constant = step.get("arrival", "constant") == "constant"
-    expected = step["qps_target"] * window_s if constant else slots  # Poisson: the slots drawn
+    expected = step.get("offered_turns", step["qps_target"] * window_s) if constant else slots  # Poisson: the slots drawn
     ratio = dispatched / expected if expected > 0 else None
+    slack = SHORTFALL_SLACK * len((step.get("segments") or {}).get("present") or [0])  # one slot per segment
     if step.get("mode") == "closed":  # the rate is what the target sustained: nothing to fall short of
         expected, ratio = dispatched, None
     lag = quantiles([t["t_sent"] - t["t_sched"] for t in measured], ("p99",))
     lag_p99 = lag["p99"] if lag else 0.0
     figures: dict[str, Any] = {
         "expected": round(expected, 1), "sent": dispatched, "ratio": None if ratio is None else round(ratio, 4),
-        "noise": expected - dispatched <= SHORTFALL_SLACK,
+        "noise": expected - dispatched <= slack,
         "unserved": unserved, "unserved_share": round(unserved / slots, 4) if slots else 0.0,
         "dispatch_lag_p99_ms": lag_p99, "limit": None, "reason": None,
     }
@@ -70,8 +71,9 @@ def offered(step: dict[str, Any], measured: list[TurnRecord]) -> dict[str, Any]:
     elif short:
         figures["limit"] = "convsim"
         behind = f"dispatch lag p99 {lag_p99:,.0f} ms" if lag_p99 > LAG_BEHIND_MS else "the scheduler ran late"
-        figures["reason"] = (f"convsim's limit: sent {dispatched / window_s:.1f} of {step['qps_target']:g} turns/s "
-                             f"({behind}); this process cannot send faster: lower the rate or the replicas")
+        qps = step["qps_target"]
+        figures["reason"] = (f"convsim's limit: sent {ratio * qps:.1f} of {qps:g} turns/s ({behind}); it cannot "
+                             "send faster here: lower the rate or the replicas, or add --workers")
     return figures
 
 

@@ -53,6 +53,8 @@ def merge_steps(steps: list[dict[str, Any]], count: int) -> dict[str, Any]:
         "qps_target": first["segment"].get("qps_whole", sum(s["qps_target"] for s in steps)),
         "t_start": min(s["t_start"] for s in steps), "t_end": max(s["t_end"] for s in steps),
         "warmup_s": first.get("warmup_s", 0.0), "window_s": max(s.get("window_s", 0.0) for s in steps),
+        # what the rate asked of each segment over its own window (they end apart when interrupted)
+        "offered_turns": round(sum(s["qps_target"] * s.get("window_s", 0.0) for s in steps), 3),
         "interrupted": any(s.get("interrupted") for s in steps),
         "budget_spent": any(s.get("budget_spent") for s in steps),
         **{name: sum(s.get(name) or 0 for s in steps) for name in SUMMED},
