@@ -88,11 +88,28 @@ async def check_judge(options: ScoringOptions) -> None:
         judge.close()
 
 
+async def check_before_load(config: RunConfig, base_url: str, redis_url: str, run_id: str) -> None:
+    """What `drive` checks before any load, on its own: `--workers` checks once in the parent
+    (one line, exit 2) before it starts the workers."""
+    client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s, headers=config.headers)
+    store = RedisSessionStore.from_url(redis_url, run_id, config.session_ttl_s, pool_size=1)
+    try:
+        await store.ping()
+        await store.probe_write()
+        await preflight(client)
+        await check_judge(judge_options(config))
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
 async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict[str, Any],
                 base_url: str, redis_url: str, console: Console,
-                on_force: Callable[[], None] | None = None, progress_to: TextIO | None = None) -> bool:
+                on_force: Callable[[], None] | None = None, progress_to: TextIO | None = None,
+                checked: bool = False) -> bool:
     """Run the steps; returns True when interrupted (a signal). `on_force` runs before a
     second Ctrl-C leaves at once (it removes the child processes and their folders).
+    `checked`: the target and the judge were checked already (a `--workers` worker).
 
     Raises RecordWriteError when records.jsonl could not be written: the run stopped at the
     first failed write and the message says where the data is."""
@@ -103,8 +120,9 @@ async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict
     try:
         await store.ping()
         await store.probe_write()  # a read-only replica or a full Redis: exit 2 before any load
-        await preflight(client)
-        await check_judge(judge_options(config))
+        if not checked:
+            await preflight(client)
+            await check_judge(judge_options(config))
         origin = time.perf_counter()  # record times are ms since this instant
         segment = Segment(*config.segment)
         if not segment.whole:  # meet the other instances; record times are ms since the run's common start

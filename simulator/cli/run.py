@@ -102,10 +102,11 @@ MAX_SCREEN_SIDE = 8192
               help="Run the i-th of N disjoint shares of every step's schedule (0-based, as a Kubernetes Indexed "
                    "Job numbers its pods): slot k goes to instance k mod N. The N instances share --redis-url "
                    "and --run-id, meet there before the first step and start every step at the same moment.")
-@click.option("--workers", default="1", metavar="N|auto",
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
               help="Run the load in N processes on this host (segments 0..N-1 of one run, meeting in Redis), their "
-                   "records merged into one run folder and scored once. auto: the host's cores, one per 100 "
-                   "turns/s of the fastest step at most.")
+                   "records merged into one run folder and scored once. auto: the cores this process may use, "
+                   f"but no more than one per {defaults.MIN_RATE_PER_WORKER:g} turns/s of the fastest step, and one for --find-max, "
+                   "--concurrency, --max-turns or --segment. With --seed, the same --workers gives the same run.")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Serve live Prometheus metrics on this port while the run goes on (per step: turns by status, "
                    "achieved rate, latency and TTFT histograms, unserved slots; in-flight turns, store conflicts). "
@@ -321,17 +322,24 @@ def _params(items: tuple[str, ...]) -> dict[str, Any]:
 env_names(run_command, "CONVSIM")
 
 
-MAX_WORKERS = 64
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def unsplittable(opts: dict[str, Any]) -> str | None:
+    """The first flag given that a run split into segments cannot honour, or None."""
+    for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
+                        ("--max-turns", opts["max_turns"])):
+        if given:
+            return flag
+    return None
 
 
 def refuse_unsplittable(opts: dict[str, Any], splitter: str) -> None:
     """UsageError when a run split by `splitter` was given a flag that cannot be split."""
-    for flag, given in (("--find-max", opts["find_max"]), ("--concurrency", opts["concurrency"]),
-                        ("--max-turns", opts["max_turns"])):
-        if given:
-            raise UsageError(f"{splitter} splits a fixed schedule of rates; {flag} cannot be split (run it in one "
-                             "process)")
+    flag = unsplittable(opts)
+    if flag:
+        raise UsageError(f"{splitter} splits a fixed schedule of rates; {flag} cannot be split (run it in one "
+                         "process)")
 
 
 def segment_settings(opts: dict[str, Any]) -> tuple[int, int]:
@@ -352,16 +360,17 @@ def segment_settings(opts: dict[str, Any]) -> tuple[int, int]:
 
 
 def workers_setting(opts: dict[str, Any], segment: tuple[int, int]) -> int:
-    """--workers as a number (auto: the cores, capped by the rate); UsageError on bad input."""
+    """--workers as a number (auto: the cores, capped by the rate; 1 for a run that cannot be
+    split); UsageError on bad input."""
     from simulator.cli.workers import auto_workers
 
     text = str(opts["workers"]).strip().lower()
-    if text == "auto":
-        workers = auto_workers(max(opts["qps"]))
-    elif text.isdigit() and 1 <= int(text) <= MAX_WORKERS:
+    if text == "auto":  # one process where the run cannot be split or is already a segment
+        return 1 if segment != (0, 1) or unsplittable(opts) else auto_workers(max(opts["qps"]))
+    if text.isdigit() and 1 <= int(text) <= defaults.MAX_WORKERS:
         workers = int(text)
     else:
-        raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to {MAX_WORKERS}, or auto")
+        raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to {defaults.MAX_WORKERS}, or auto")
     if workers > 1:
         if segment != (0, 1):
             raise UsageError("--workers splits the run on this host; --segment splits it across hosts: give one")

@@ -22,6 +22,7 @@ from scoring.judges import JudgeError
 from scoring.render import run_passed, write_scorecards
 from session_store import EmbeddedRedis, StoreUnavailable
 from simulator.cli.drive import (
+    check_before_load,
     drive,
     judge_options,
     new_run_info,
@@ -111,6 +112,7 @@ def _execute(config: RunConfig, console: Console, err: Console, scripts: SourceM
 
         try:
             if config.workers > 1:
+                run_event_loop(check_before_load(config, base_url, redis_url, run_id))
                 run_info, interrupted = run_workers(config, config.workers, out, run_id, base_url, redis_url,
                                                     builtin, err)
             else:

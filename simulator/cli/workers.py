@@ -26,20 +26,29 @@ from redis.exceptions import RedisError
 from rich.console import Console
 
 from scoring.merge import MergeError, merge_records
+from session_store import StoreUnavailable
 from simulator.cli.drive import drive, new_run_info, prepare_out, run_event_loop
 from simulator.engine import RunConfig, load_sources
+from simulator.engine.config import MIN_RATE_PER_WORKER
 from simulator.engine.rendezvous import Rendezvous
 from simulator.engine.segments import Segment
 from simulator.usage import UsageError
 
-MIN_RATE_PER_WORKER = 100.0  # `--workers auto` starts no more workers than one per this many turns/s
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 WORKER_INTERNAL = 3  # a worker's exit status when turns failed inside convsim
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def auto_workers(max_qps: float) -> int:
-    """The cores of this host, capped by the rate (a worker per MIN_RATE_PER_WORKER turns/s)."""
-    return max(1, min(os.cpu_count() or 1, math.ceil(max_qps / MIN_RATE_PER_WORKER)))
+    """The usable cores, capped by the rate (a worker per MIN_RATE_PER_WORKER turns/s)."""
+    return max(1, min(usable_cores(), math.ceil(max_qps / MIN_RATE_PER_WORKER)))
 
 
 def worker_main(config: RunConfig, builtin: bool) -> None:
@@ -55,9 +64,9 @@ def worker_main(config: RunConfig, builtin: bool) -> None:
         assert config.run_id is not None
         run_info = new_run_info(config, config.run_id, base_url, builtin, scripts)
         interrupted = run_event_loop(drive(config, scripts, folder, run_info, base_url, redis_url, console,
-                                           progress_to=log))
+                                           progress_to=log, checked=True))
         (folder / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False) + "\n")
-    except UsageError as exc:
+    except (UsageError, StoreUnavailable) as exc:
         print(f"convsim: error: worker {config.segment[0]}: {exc}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:

@@ -26,6 +26,11 @@ ON_TURN_ERROR = ("skip", "retry", "end")  # what a chat session does after a tur
 DEFAULT_ON_TURN_ERROR = "retry"
 DEFAULT_LOOP_REPEATS = 3  # autoglm: the same action this many times in a row is a loop
 DEFAULT_RESOLUTION = 0.1  # --find-max: stop when the failing rate is within 10% of the passing one
+# `--workers auto` starts no more workers than one per this many turns/s of the fastest step: one
+# process holds about twice this of heavy phone-agent turns (long streamed thinking, 100 KB
+# screenshots) on a core, and ten times it of chat turns
+MIN_RATE_PER_WORKER = 250.0
+MAX_WORKERS = 64  # --workers: processes on one host at most
 FIND_MAX_DURATION_S, FIND_MAX_WARMUP_S = 12.0, 3.0  # --find-max probes, unless --duration/--warmup say
 ASSUMED_LATENCY_S = 1.0  # for sizing the idle sessions a rate needs
 MAX_AUTO_SESSIONS = 20_000  # without --max-sessions: live sessions never exceed this (memory)
@@ -204,13 +209,18 @@ class RunConfig:
 
     @property
     def session_limit(self) -> int:
-        """Live sessions at most: --max-sessions, else the memory bound."""
-        return self.max_sessions or MAX_AUTO_SESSIONS
+        """Live sessions at most: this segment's share of --max-sessions, else the memory bound."""
+        return self.session_share or MAX_AUTO_SESSIONS
 
     @property
     def idle_limit(self) -> int:
-        """Sessions not waiting on the target (thinking or ready) at most."""
-        return self.max_sessions or default_max_sessions(max(self.qps), self.think_time_s)
+        """Sessions not waiting on the target (thinking or ready) at most, in this segment."""
+        return self.session_share or default_max_sessions(max(self.qps) / self.segment[1], self.think_time_s)
+
+    @property
+    def session_share(self) -> int:
+        """--max-sessions caps the whole run: each of N segments gets its N-th (rounded up); 0 if unset."""
+        return -(-self.max_sessions // self.segment[1])
 
     def redacted(self) -> dict[str, Any]:
         """The settings as written to run.json: no API key, no Redis password."""

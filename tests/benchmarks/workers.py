@@ -37,8 +37,8 @@ def run(workers: int, args: argparse.Namespace, base_url: str, redis_url: str, q
                "--profile", "autoglm", "--screenshot-bytes", args.screenshot_bytes, "--qps", f"{qps:g}",
                "--duration", str(args.duration), "--warmup", "2", "--think-time", "0", "--replicas", "1",
                "--no-breaker", "--workers", str(workers), "--out", str(out), "--timeout", "30"]
-    if sessions:
-        command += ["--max-sessions", str(sessions)]
+    if sessions:  # --max-sessions caps the whole run: each worker gets its share
+        command += ["--max-sessions", str(sessions * workers)]
     if args.convsim_cpus:
         command = ["taskset", "-c", args.convsim_cpus, *command]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

@@ -14,7 +14,7 @@ import simulator.engine.loop
 import simulator.engine.turn
 from scoring import ERROR_CLASSES, build_scorecard
 from scoring.render import run_passed
-from simulator import EndpointClient, Engine
+from simulator import EndpointClient
 from simulator.target import TargetConfig
 from tests.simulator.drive import drive
 
