@@ -102,6 +102,32 @@ async def engine_run(base_url: str, redis_url: str, qps: float, duration_s: floa
                          lag.get("p50"), lag.get("p99"))
 
 
+def workers_run(base_url: str, redis_url: str, qps: float, duration_s: float, sessions: int, think_s: float,
+                personas: str, workers: int) -> EngineFigures:
+    """`engine_run` through `convsim run --workers N` (N segment processes meeting in Redis, their
+    records merged and scored once): the same figures, from the run's scorecard."""
+    import json
+    import subprocess
+
+    from simulator.process import child_command
+
+    with tempfile.TemporaryDirectory(prefix="convsim-bench-") as folder:
+        out = Path(folder) / "run"
+        command = child_command(
+            "simulator.cli.app", "main", "run", "--target", base_url, "--model", BENCH_MODEL, "--redis-url", redis_url,
+            "--qps", f"{min(qps, defaults.MAX_QPS):g}", "--duration", f"{duration_s:g}", "--warmup", f"{min(1.0, duration_s / 4):g}",
+            "--think-time", f"{think_s:g}", "--max-sessions", str(sessions), "--replicas", "1", "--timeout", "30",
+            "--personas", personas, "--workers", str(workers), "--no-breaker", "--out", str(out))
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        scorecard = out / "scorecard.json"
+        if not scorecard.is_file():
+            raise click.ClickException(f"--workers {workers}: the run failed (exit {done.returncode}): "
+                                       f"{done.stderr.strip()[-500:]}")
+        step = json.loads(scorecard.read_text())["steps"][0]
+    lag = step.get("dispatch_lag_ms") or {}
+    return EngineFigures(qps, step["qps_achieved"], step["ok"], step["window_s"], lag.get("p50"), lag.get("p99"))
+
+
 async def bare_sender(base_url: str, duration_s: float, concurrency: int) -> float:
     """Requests/s of plain aiohttp loops: same target, same streaming request, no store."""
     import aiohttp
@@ -129,14 +155,33 @@ async def bare_sender(base_url: str, duration_s: float, concurrency: int) -> flo
     return done / (stop_at - warm_until)
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def worker_counts(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    counts: list[int] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= defaults.MAX_WORKERS:
+            raise click.BadParameter(f"{part!r}: give process counts from 1 to {defaults.MAX_WORKERS}, e.g. 1,2")
+        counts.append(int(part))
+    return tuple(dict.fromkeys(counts))
+
+
 @click.command("bench")
 @click.option("--duration", type=SECONDS, default=10.0, show_default=True, help="Seconds per measurement.")
-@click.option("--concurrency", type=click.IntRange(min=1, max=defaults.MAX_CONCURRENCY), default=256, show_default=True, help="Sessions (engine) and loops (bare sender) for the ceiling.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=defaults.MAX_CONCURRENCY), default=256, show_default=True, help="Sessions (engine, per worker) and loops (bare sender) for the ceiling.")
 @click.option("--rates", default="500,1000", show_default=True, callback=qps_option, metavar="R1,R2", help="Open-loop rates at which to report dispatch lag.")
 @click.option("--personas", type=click.Choice(["builtin", "generated"]), default="builtin", show_default=True,
               help="The engine's sessions: library scripts, or freshly drawn dialogues (then the drawer's own rate "
                    "is measured too).")
-def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], personas: str) -> None:
+@click.option("--workers", default="1", show_default=True, callback=worker_counts, metavar="N1,N2",
+              help="Measure the ceiling and the lag with each of these process counts (`convsim run --workers N`), "
+                   "side by side in this run, e.g. 1,2: the ratio to the first is the figure. The reference "
+                   "target and Redis share this machine's cores with them.")
+def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], personas: str,
+                  workers: tuple[int, ...]) -> None:
     """Measure what this machine can generate: a bare aiohttp sender's rate, the engine's
     one-process ceiling with the store on in the same run (the ratio is the figure), and
     the dispatch lag at given rates. The target is the reference target at zero delay, in its
@@ -151,6 +196,13 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
     with EmbeddedRedis() as redis, TargetProcess(target_config) as target:
         out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
 
+        async def engine(n: int, rate: float, per_worker: int, think_s: float) -> EngineFigures:
+            """The engine's figures with n processes of `per_worker` sessions each."""
+            if n == 1:
+                return await engine_run(target.base_url, redis.url, rate, duration, per_worker, think_s, personas)
+            return await asyncio.to_thread(workers_run, target.base_url, redis.url, rate, duration, n * per_worker,
+                                           think_s, personas, n)
+
         async def measure() -> None:
             if personas == "generated":
                 draws, turns = draws_per_second()
@@ -158,14 +210,24 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
                           f"{draws * turns:,.0f} turns/s of sessions per replica)")
             bare = await bare_sender(target.base_url, duration, concurrency)
             out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
-            ceiling = await engine_run(target.base_url, redis.url, offered_rate(bare), duration, concurrency, 0.0,
-                                       personas)
-            out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
-            out.print(f"ratio engine / bare:                         {ceiling.ok_rate / bare:.2f}")
+            ceilings: dict[int, float] = {}
+            for n in workers:
+                ceiling = await engine(n, offered_rate(bare), concurrency, 0.0)
+                ceilings[n] = ceiling.ok_rate
+                if workers == (1,):
+                    out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
+                    out.print(f"ratio engine / bare:                         {ceiling.ok_rate / bare:.2f}")
+                else:
+                    out.print(f"engine ceiling, {n} worker{'s' if n > 1 else ''} ({concurrency} sessions each): "
+                              f"{ceiling.ok_rate:,.0f} turns/s ({ceiling.ok_rate / bare:.2f} x bare)")
+            first = workers[0]
+            for n in workers[1:]:
+                out.print(f"ratio {n} workers / {first}: {ceilings[n] / ceilings[first]:.2f}")
             for rate in rates:
-                figures = await engine_run(target.base_url, redis.url, rate, duration, max(1000, int(rate * 4)), 1.0,
-                                           personas)
-                out.print(f"open loop at {rate:g}/s: achieved {figures.achieved:,.1f}/s, "
-                          f"dispatch lag p50 {figures.lag_p50_ms} ms, p99 {figures.lag_p99_ms} ms")
+                for n in workers:
+                    figures = await engine(n, rate, max(1000, int(rate * 4)) // n, 1.0)
+                    who = "" if workers == (1,) else f", {n} worker{'s' if n > 1 else ''}"
+                    out.print(f"open loop {rate:g}/s{who}: {figures.achieved / rate:.4f} x asked, dispatch lag "
+                              f"p50 {_ms(figures.lag_p50_ms)} / p99 {_ms(figures.lag_p99_ms)} ms")
 
         run_event_loop(measure())

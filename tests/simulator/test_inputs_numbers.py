@@ -87,6 +87,8 @@ def test_nan_from_the_environment_too(tmp_path: Path) -> None:
         (["bench", "--duration", "inf"], "--duration"),
         (["bench", "--rates", "1e9"], "--rates"),
         (["bench", "--concurrency", "1000000"], "--concurrency"),
+        (["bench", "--workers", "1,0"], "--workers"),
+        (["run", "--workers", "two"], "--workers"),
         (["target", "--error-rate", "nan"], "--error-rate"),
         (["target", "--service-ms", "inf"], "--service-ms"),
         (["target", "--hang-rate", "2"], "--hang-rate"),
