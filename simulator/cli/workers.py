@@ -5,7 +5,8 @@ reference target unless --target), then N worker processes, each `--segment i/N`
 run writing `<out>/segments/<i>/`. They meet in Redis like instances on several hosts. The
 parent shows their summed progress (what each publishes), then merges their records into
 `<out>/records.jsonl` (`scoring.merge`) and scores the run once. Ctrl-C reaches every
-worker (one process group): each finishes its turns in flight; a second Ctrl-C kills them.
+worker as one SIGTERM from the parent (the workers leave the terminal's process group): each
+finishes its turns in flight; a second Ctrl-C kills them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.console import Console
 
 from scoring.merge import MergeError, merge_records
 from session_store import StoreUnavailable
+from session_store.process import die_with_parent
 from simulator.cli.drive import drive, new_run_info, prepare_out, run_event_loop
 from simulator.engine import RunConfig, load_sources
 from simulator.engine.config import MIN_RATE_PER_WORKER
@@ -55,6 +57,8 @@ def worker_main(config: RunConfig, builtin: bool) -> None:
     """One worker process: drive its segment (the target, Redis and folder its config names),
     write its records, score nothing."""
     assert config.out is not None and config.target is not None and config.redis_url is not None
+    os.setpgrp()  # out of the terminal's process group: a Ctrl-C reaches the parent alone, which passes it on
+    die_with_parent()  # SIGTERM (finish the turns in flight) if the parent dies
     folder, base_url, redis_url = Path(config.out), config.target, config.redis_url
     log = (folder / "worker.log").open("a", buffering=1)
     console = Console(file=log, highlight=False, soft_wrap=True)
@@ -115,19 +119,19 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
 
 
 def _wait(processes: list[Any], run_id: str, redis_url: str, err: Console) -> bool:
-    """Wait for the workers, showing their summed progress. Ctrl-C: the workers (same
-    process group) finish by themselves; a second one kills them. Returns True if interrupted."""
+    """Wait for the workers, showing their summed progress. The first Ctrl-C or SIGTERM asks
+    each worker to finish its turns in flight (one SIGTERM); a second kills them. Returns True
+    if interrupted."""
     presses = 0
 
     def on_signal(signum: int, frame: Any) -> None:
         nonlocal presses
         presses += 1
-        if presses == 1:
+        if presses == 1:  # the workers have their own process group: this is the only signal they get
             err.print("stopping: the workers finish their turns in flight (Ctrl-C again to leave at once)")
-            if signum == signal.SIGTERM:  # sent to this process alone (Ctrl-C reaches the whole group)
-                for process in processes:
-                    if process.pid is not None and process.is_alive():
-                        os.kill(process.pid, signal.SIGTERM)
+            for process in processes:
+                if process.pid is not None and process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)
         else:
             for process in processes:
                 if process.is_alive():

@@ -10,6 +10,7 @@ while the others finish.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -121,3 +122,33 @@ def _plan_stored(redis_url: str) -> bool:
     code = ("import redis, sys; r = redis.Redis.from_url(sys.argv[1]); "
             "print(r.exists('convsim:{split}:run:plan'))")
     return subprocess.run([sys.executable, "-c", code, redis_url], capture_output=True, text=True).stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("to", ["parent", "group"])
+def test_ctrl_c_stops_every_worker_once_and_scores_the_partial_run(tmp_path: Path, to: str) -> None:
+    """SIGINT to the parent alone (kill -INT) or to its whole process group (a terminal's
+    Ctrl-C): each worker gets one request to stop, finishes its turns in flight, and the
+    merged partial run is scored as interrupted, its last step not read as convsim's limit."""
+    with TargetProcess(TargetConfig(service_ms=40)) as target:
+        run = subprocess.Popen([*CONVSIM, "run", "--target", target.base_url, "--qps", "40,60", "--duration", "30",
+                                "--warmup", "1", "--think-time", "0.2", "--workers", "2", "--out", str(tmp_path / "o")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        parts = [tmp_path / "o" / "segments" / str(i) / "records.jsonl" for i in range(2)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(p.exists() and p.stat().st_size > 2000 for p in parts):
+            time.sleep(0.1)
+        time.sleep(2)  # well inside the first step's measured window
+        if to == "parent":
+            run.send_signal(signal.SIGINT)
+        else:
+            os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "Ctrl-C again" in err
+    info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert info["workers"]["exit_codes"] == [130, 130]  # both stopped cleanly, neither killed
+    step = json.loads((tmp_path / "o" / "scorecard.json").read_text())["steps"][0]
+    assert step["segments"]["missing"] == [] and step["interrupted"]
+    assert step["qps_target"] == 40 and step["window_s"] < 25  # cut short, not run to the end
+    assert not any("convsim's limit" in r for r in step["verdict"]["reasons"]), step["verdict"]
+    assert "interrupted" in out
