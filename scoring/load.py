@@ -44,7 +44,8 @@ def offered(step: dict[str, Any], measured: list[TurnRecord]) -> dict[str, Any]:
     unserved = step.get("unserved_measured", 0)
     slots = dispatched + unserved
     constant = step.get("arrival", "constant") == "constant"
-    expected = step.get("offered_turns", step["qps_target"] * window_s) if constant else slots  # Poisson: the slots drawn
+    # constant: rate x window (a merged step: each segment's share over its own window); Poisson: the slots drawn
+    expected = step.get("offered_turns", step["qps_target"] * window_s) if constant else slots
     ratio = dispatched / expected if expected > 0 else None
     slack = SHORTFALL_SLACK * len((step.get("segments") or {}).get("present") or [0])  # one slot per segment
     if step.get("mode") == "closed":  # the rate is what the target sustained: nothing to fall short of

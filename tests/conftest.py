@@ -23,8 +23,8 @@ T = TypeVar("T")
 REAL_PART_FIXTURES = {"redis_server", "redis_url"}
 # Modules whose tests start processes or servers, or load embedding models, throughout.
 END_TO_END_MODULES = {
-    "test_autoglm_truth", "test_bench", "test_check", "test_check_background", "test_cli", "test_engine", "test_faults_disk",
-    "test_faults_process", "test_faults_store", "test_faults_turns", "test_gates_cli", "test_generated_load",
+    "test_autoglm_truth", "test_bench", "test_check", "test_check_background", "test_cli", "test_engine",
+    "test_faults_disk", "test_faults_process", "test_faults_store", "test_faults_turns", "test_gates_cli", "test_generated_load",
     "test_ground_truth", "test_headers", "test_hf_serve", "test_hostile_server", "test_hostile_files",
     "test_inputs_everyday", "test_library_on_target", "test_personas_cli", "test_preflight", "test_pytest_plugin",
     "test_store_faults", "test_stream_timing", "test_target", "test_target_judge", "test_target_paraphrase",

@@ -115,7 +115,8 @@ def workers_run(base_url: str, redis_url: str, qps: float, duration_s: float, se
         out = Path(folder) / "run"
         command = child_command(
             "simulator.cli.app", "main", "run", "--target", base_url, "--model", BENCH_MODEL, "--redis-url", redis_url,
-            "--qps", f"{min(qps, defaults.MAX_QPS):g}", "--duration", f"{duration_s:g}", "--warmup", f"{min(1.0, duration_s / 4):g}",
+            "--qps", f"{min(qps, defaults.MAX_QPS):g}", "--duration", f"{duration_s:g}",
+            "--warmup", f"{min(1.0, duration_s / 4):g}",
             "--think-time", f"{think_s:g}", "--max-sessions", str(sessions), "--replicas", "1", "--timeout", "30",
             "--personas", personas, "--workers", str(workers), "--no-breaker", "--out", str(out))
         done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)

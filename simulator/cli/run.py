@@ -105,8 +105,9 @@ MAX_SCREEN_SIDE = 8192
 @click.option("--workers", default="auto", show_default=True, metavar="N|auto",
               help="Run the load in N processes on this host (segments 0..N-1 of one run, meeting in Redis), their "
                    "records merged into one run folder and scored once. auto: the cores this process may use, "
-                   f"but no more than one per {defaults.MIN_RATE_PER_WORKER:g} turns/s of the fastest step, and one for --find-max, "
-                   "--concurrency, --max-turns or --segment. With --seed, the same --workers gives the same run.")
+                   f"but no more than one per {defaults.MIN_RATE_PER_WORKER:g} turns/s of the fastest step, and "
+                   "one for --find-max, --concurrency, --max-turns or --segment. With --seed, the same --workers "
+                   "gives the same run.")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Serve live Prometheus metrics on this port while the run goes on (per step: turns by status, "
                    "achieved rate, latency and TTFT histograms, unserved slots; in-flight turns, store conflicts). "
@@ -370,7 +371,8 @@ def workers_setting(opts: dict[str, Any], segment: tuple[int, int]) -> int:
     if text.isdigit() and 1 <= int(text) <= defaults.MAX_WORKERS:
         workers = int(text)
     else:
-        raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to {defaults.MAX_WORKERS}, or auto")
+        raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to "
+                         f"{defaults.MAX_WORKERS}, or auto")
     if workers > 1:
         if segment != (0, 1):
             raise UsageError("--workers splits the run on this host; --segment splits it across hosts: give one")

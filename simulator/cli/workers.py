@@ -17,6 +17,7 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -59,6 +60,7 @@ def worker_main(config: RunConfig, builtin: bool) -> None:
     assert config.out is not None and config.target is not None and config.redis_url is not None
     os.setpgrp()  # out of the terminal's process group: a Ctrl-C reaches the parent alone, which passes it on
     die_with_parent()  # SIGTERM (finish the turns in flight) if the parent dies
+    signal.signal(signal.SIGTERM, _stop_before_load)  # until the run's own handler takes over
     folder, base_url, redis_url = Path(config.out), config.target, config.redis_url
     log = (folder / "worker.log").open("a", buffering=1)
     console = Console(file=log, highlight=False, soft_wrap=True)
@@ -78,6 +80,11 @@ def worker_main(config: RunConfig, builtin: bool) -> None:
     sys.exit(WORKER_INTERNAL if run_info.get("internal_errors") else EXIT_INTERRUPTED if interrupted else EXIT_OK)
 
 
+def _stop_before_load(signum: int, frame: Any) -> None:
+    """SIGTERM while a worker starts or waits for the others: leave, exit 130, nothing sent."""
+    raise KeyboardInterrupt
+
+
 def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_url: str, redis_url: str,
                 builtin: bool, err: Console) -> tuple[dict[str, Any], bool]:
     """Start the workers, wait for them, merge their records into `out`; returns the merged
@@ -89,10 +96,17 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
         folder.mkdir(parents=True, exist_ok=True)
         segment_config = dataclasses.replace(config, segment=(i, workers), run_id=run_id, redis_url=redis_url,
                                              target=base_url, out=str(folder),
-                                             metrics_port=None if config.metrics_port is None else config.metrics_port + i)
+                                             metrics_port=None if config.metrics_port is None
+                                             else config.metrics_port + i)
         process = context.Process(target=worker_main, args=(segment_config, builtin),
                                   name=f"convsim-worker-{i}", daemon=False)
-        process.start()
+        # a worker starts deaf to Ctrl-C (an ignored signal stays ignored in the new interpreter),
+        # then leaves the terminal's process group: only the parent's SIGTERM stops it
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         processes.append(process)
     err.print(f"{workers} workers started (segments 0-{workers - 1} of run {run_id}); their logs: "
               f"{out / 'segments'}/<i>/worker.log")
@@ -102,6 +116,10 @@ def run_workers(config: RunConfig, workers: int, out: Path, run_id: str, base_ur
     if failed and all(code == EXIT_USAGE for code in codes):
         raise UsageError("every worker refused its settings (see above); no load was sent")
     present = [f for f in folders if (f / "run.json").is_file() and (f / "records.jsonl").is_file()]
+    if not present and interrupted:  # stopped while the workers were meeting: nothing was measured
+        err.print("interrupted before any load was sent")
+        shutil.rmtree(out / "segments", ignore_errors=True)
+        raise KeyboardInterrupt
     if not present:
         raise UsageError("no worker wrote its records; see the workers' errors above")
     infos = [json.loads((f / "run.json").read_text()) for f in present]
