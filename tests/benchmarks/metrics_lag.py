@@ -2,9 +2,10 @@
 
     python tests/benchmarks/metrics_lag.py --qps 500 --duration 15 --rounds 2
 
-Each round runs `convsim run --qps Q` twice against the same reference target and Redis:
-without --metrics-port, and with it while a thread scrapes /metrics every --every seconds.
-Prints the dispatch lag p50/p99 of each (from the scorecard) and how many scrapes answered.
+Each round runs `convsim run --qps Q --workers N` (default 1) twice against the same
+reference target and Redis: without --metrics-port, and with it while a thread scrapes
+/metrics (every worker's endpoint) every --every seconds. Prints the dispatch lag p50/p99
+of each (from the scorecard) and how many scrapes answered.
 """
 
 from __future__ import annotations
@@ -27,22 +28,42 @@ from simulator.target import TargetConfig, TargetProcess  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 
+def free_port_run(count: int) -> int:
+    """A port p with p, p+1, ..., p+count-1 all free (worker i serves p + i)."""
+    while True:
+        port = free_port()
+        if port + count <= 65535 and all(_free(port + i) for i in range(1, count)):
+            return port
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def one_run(args: argparse.Namespace, base_url: str, redis_url: str, out: Path, port: int | None) -> str:
     command = [sys.executable, "-m", "simulator.cli", "run", "--target", base_url, "--redis-url", redis_url,
                "--qps", f"{args.qps:g}", "--duration", str(args.duration), "--warmup", "2", "--no-breaker",
-               "--out", str(out)]
+               "--workers", str(args.workers), "--out", str(out)]
     if port:
         command += ["--metrics-port", str(port)]
     answered, stop = [0], threading.Event()
 
-    def scrape() -> None:
+    def scrape() -> None:  # every worker's endpoint (worker i serves port + i)
         while not stop.is_set():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
-                    if b"convsim_turns_total" in response.read():
-                        answered[0] += 1
-            except OSError:
-                pass
+            for i in range(args.workers):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port + i}/metrics", timeout=1) as response:
+                        if b"convsim_turns_total" in response.read():
+                            answered[0] += 1
+                except OSError:
+                    pass
             stop.wait(args.every)
 
     scraper = threading.Thread(target=scrape, daemon=True)
@@ -65,11 +86,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--every", type=float, default=0.5, help="seconds between scrapes")
+    parser.add_argument("--workers", type=int, default=1, help="convsim run --workers (each worker is scraped)")
     args = parser.parse_args()
     with EmbeddedRedis() as redis, TargetProcess(TargetConfig(service_ms=200, capacity=0)) as target, \
             tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.rounds):
-            for label, port in (("without metrics", None), ("with metrics   ", free_port())):
+            for label, port in (("without metrics", None), ("with metrics   ", free_port_run(args.workers))):
                 out = Path(folder) / f"{round_}-{port or 0}"
                 print(f"round {round_ + 1} {label}: {one_run(args, target.base_url, redis.url, out, port)}", flush=True)
                 time.sleep(1)
