@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -31,11 +31,38 @@ def status_line(progress: Progress, now: float) -> str:
     elapsed = now - progress.step_started if progress.step >= 0 else 0.0
     return (
         f"step {progress.step + 1}/{progress.steps or '?'} @ {progress.qps_target:g} QPS  "
-        f"{min(elapsed, progress.step_duration):5.1f}/{progress.step_duration:g}s  "
+        f"{max(0.0, min(elapsed, progress.step_duration)):5.1f}/{progress.step_duration:g}s  "  # 0 until a planned start
         f"rate {_rate(progress, now):7.1f}/s  in flight {progress.in_flight}  "
         f"live sessions {progress.live_sessions}  done {progress.done}  errors {progress.errors}  "
         f"unserved {progress.unserved}" + ("  (stopping)" if progress.stopping else "")
     )
+
+
+COUNTS = ("sent", "done", "errors", "in_flight", "live_sessions", "unserved")
+
+
+def progress_figures(progress: Progress, now: float) -> dict[str, Any]:
+    """What a segment publishes of its progress (times relative: clocks differ across processes)."""
+    figures: dict[str, Any] = {name: getattr(progress, name) for name in COUNTS}
+    figures.update(step=progress.step, steps=progress.steps, qps_target=progress.qps_target,
+                   elapsed=now - progress.step_started if progress.step >= 0 else 0.0,
+                   step_duration=progress.step_duration, stopping=progress.stopping)
+    return figures
+
+
+def summed_progress(parts: list[dict[str, Any]], count: int, into: Progress, now: float) -> Progress:
+    """The published progress of a run's `count` segments as one run's, at the step the
+    furthest has reached (`into` keeps the rate's history)."""
+    into.step = max(p.get("step", -1) for p in parts)
+    here = [p for p in parts if p.get("step", -1) == into.step]
+    into.steps = max(p.get("steps", 0) for p in parts)
+    into.qps_target = max(p.get("qps_target", 0.0) for p in here) * count  # each segment sends 1/count
+    into.step_started = now - max(p.get("elapsed", 0.0) for p in here)
+    into.step_duration = max(p.get("step_duration", 0.0) for p in parts)
+    for name in COUNTS:
+        setattr(into, name, sum(p.get(name, 0) for p in parts))
+    into.stopping = any(p.get("stopping") for p in parts)
+    return into
 
 
 def _panel(progress: Progress, now: float) -> Table:

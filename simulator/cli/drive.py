@@ -20,7 +20,7 @@ from scoring import ScoringOptions, build_scorecard
 from scoring.embed import load_embedder
 from scoring.judges import JudgeError
 from session_store import RedisSessionStore
-from simulator.cli.display import show_progress
+from simulator.cli.display import progress_figures, show_progress
 from simulator.client.client import EndpointClient
 from simulator.client.preflight import preflight
 from simulator.client.redact import redact_url
@@ -207,9 +207,7 @@ async def _flush_every(recorder: RecordWriter, engine: Engine, rendezvous: Rende
         await asyncio.sleep(every_s)
         recorder.flush()
         if rendezvous is not None:
-            p = engine.progress
-            await rendezvous.publish("progress", {"step": p.step, "sent": p.sent, "done": p.done, "errors": p.errors,
-                                                  "in_flight": p.in_flight})
+            await rendezvous.publish("progress", progress_figures(engine.progress, time.perf_counter()))
 
 
 def new_run_info(config: RunConfig, run_id: str, base_url: str, builtin: bool, scripts: SourceMix) -> dict[str, Any]:

@@ -12,10 +12,12 @@ finishes its turns in flight; a second Ctrl-C kills them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -26,15 +28,19 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from scoring.merge import MergeError, merge_records
 from session_store import StoreUnavailable
 from session_store.process import die_with_parent
+from simulator.cli.display import LOG_EVERY_S, TTY_REFRESH_S, status_line, summed_progress
 from simulator.cli.drive import drive, new_run_info, prepare_out, run_event_loop
 from simulator.engine import RunConfig, load_sources
 from simulator.engine.config import MIN_RATE_PER_WORKER
 from simulator.engine.rendezvous import Rendezvous
 from simulator.engine.segments import Segment
+from simulator.engine.sessions import Progress
 from simulator.usage import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -156,24 +162,29 @@ def _wait(processes: list[Any], run_id: str, redis_url: str, err: Console) -> bo
                     process.kill()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    last = 0.0
+    summed = Progress()
+    live = Live(console=err, auto_refresh=False, transient=True) if err.is_terminal else None
+    every, last = (TTY_REFRESH_S if live else LOG_EVERY_S), time.monotonic()
     try:
-        while any(p.is_alive() for p in processes):
-            for p in processes:
-                p.join(timeout=0.2)
-            if time.monotonic() - last > 5:
-                last = time.monotonic()
-                line = asyncio.run(_progress_line(redis_url, run_id, len(processes)))
-                if line:
-                    err.print(time.strftime("%H:%M:%S ") + line, highlight=False)
+        with live or contextlib.nullcontext():
+            while any(p.is_alive() for p in processes):
+                multiprocessing.connection.wait([p.sentinel for p in processes if p.is_alive()], timeout=0.2)
+                if time.monotonic() - last >= every:
+                    last = time.monotonic()
+                    line = asyncio.run(_progress_line(redis_url, run_id, len(processes), summed))
+                    if live is not None:
+                        live.update(Text(line), refresh=True)
+                    elif line:
+                        err.print(time.strftime("%H:%M:%S ") + line, highlight=False)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return presses > 0 or any(p.exitcode == EXIT_INTERRUPTED for p in processes)
 
 
-async def _progress_line(redis_url: str, run_id: str, count: int) -> str:
-    """The workers' summed progress, from what each publishes in Redis."""
+async def _progress_line(redis_url: str, run_id: str, count: int, summed: Progress) -> str:
+    """The workers' summed progress, from what each publishes in Redis (`summed` keeps the
+    rate's history between calls)."""
     watch = Rendezvous(redis_url, run_id, Segment(0, count), "")
     try:
         found = await watch.redis.hgetall(watch.key("progress"))
@@ -181,10 +192,8 @@ async def _progress_line(redis_url: str, run_id: str, count: int) -> str:
         return ""  # a view only
     finally:
         await watch.aclose()
-    figures = [json.loads(v) for v in found.values()]
-    if not figures:
-        return "workers: meeting in Redis"
-    total = {k: sum(f.get(k, 0) for f in figures) for k in ("sent", "done", "errors", "in_flight")}
-    steps = sorted({f.get("step", -1) + 1 for f in figures})
-    return (f"{len(figures)} workers: step {'/'.join(map(str, steps))}  sent {total['sent']}  done {total['done']}  "
-            f"errors {total['errors']}  in flight {total['in_flight']}")
+    parts = [json.loads(v) for v in found.values()]
+    if not parts:
+        return f"{count} workers: meeting in Redis"
+    now = time.perf_counter()
+    return f"{len(parts)}/{count} workers  " + status_line(summed_progress(parts, count, summed, now), now)
