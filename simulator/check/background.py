@@ -93,7 +93,8 @@ class BackgroundLoad:
     def command(self) -> list[str]:
         args = ["run", "--target", self.target, "--model", self.model, "--qps", f"{self.qps:g}",
                 "--duration", f"{LONG_S:g}", "--warmup", "0", "--no-breaker", "--personas", self.personas,
-                "--timeout", f"{self.timeout_s:g}", "--seed", str(self.seed), "--out", str(self.out)]
+                "--timeout", f"{self.timeout_s:g}", "--seed", str(self.seed), "--out", str(self.out),
+                "--workers", "1"]  # one process: its records.jsonl grows as it goes (the start is seen there)
         if self.think_time_s is not None:
             args += ["--think-time", f"{self.think_time_s:g}"]
         return child_command("simulator.cli", "main", *args)

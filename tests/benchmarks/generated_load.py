@@ -23,7 +23,8 @@ SOURCES = {"builtin": ["--personas", "builtin"], "generated": ["--personas", "ge
 
 def run(args: list[str], out: Path, qps: str, duration: float) -> list[dict[str, float]]:
     command = [sys.executable, "-c", "from simulator.cli import main; main()", "run", *args, "--qps", qps,
-               "--duration", str(duration), "--warmup", "3", "--out", str(out), "--no-breaker"]
+               "--duration", str(duration), "--warmup", "3", "--out", str(out), "--no-breaker",
+               "--workers", "1"]  # one process's figures
     subprocess.run(command, capture_output=True, text=True, timeout=3600)
     card = json.loads((out / "scorecard.json").read_text())
     return [{"qps": s["qps_target"], "achieved": s["qps_achieved"] / s["qps_target"],

@@ -38,7 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="convsim-live-")) / "run"
     cmd = [sys.executable, "-m", "simulator.cli", "run", "--qps", args.qps, "--think-time", args.think_time,
-           "--duration", args.duration, "--warmup", args.warmup, "--out", str(out)]
+           "--duration", args.duration, "--warmup", args.warmup, "--out", str(out),
+           "--workers", "1"]  # one process: its live sessions and its RSS
     launched = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0.0

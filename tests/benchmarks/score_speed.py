@@ -63,7 +63,8 @@ def synthetic(path: Path, turns: int = 30_000, replicas: int = 3, seed: int = 0)
 
 def real(folder: Path) -> None:
     cmd = [sys.executable, "-c", "from simulator.cli import main; main()", "run", "--qps", "500", "--duration", "65",
-           "--warmup", "5", "--think-time", "2", "--out", str(folder), "--no-breaker"]
+           "--warmup", "5", "--think-time", "2", "--out", str(folder), "--no-breaker",
+           "--workers", "1"]
     # Inject faults through a separately started target so answers vary.
     from simulator.target import TargetConfig, TargetProcess
 
