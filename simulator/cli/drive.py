@@ -27,7 +27,7 @@ from simulator.client.redact import redact_url
 from simulator.engine.config import RunConfig, store_pool_size
 from simulator.engine.loop import Engine
 from simulator.engine.recorder import RecordWriteError, RecordWriter
-from simulator.engine.rendezvous import Rendezvous, plan_of
+from simulator.engine.rendezvous import LOCAL_START_AHEAD_S, START_AHEAD_S, Rendezvous, plan_of
 from simulator.engine.search import RateSearch
 from simulator.engine.segments import Segment
 from simulator.engine.sources import SourceMix
@@ -126,7 +126,9 @@ async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict
         origin = time.perf_counter()  # record times are ms since this instant
         segment = Segment(*config.segment)
         if not segment.whole:  # meet the other instances; record times are ms since the run's common start
-            rendezvous = Rendezvous(redis_url, run_info["run_id"], segment, plan_of(run_info["config"]))
+            local = config.workers > 1  # a `--workers` process: the others are on this host
+            rendezvous = Rendezvous(redis_url, run_info["run_id"], segment, plan_of(run_info["config"]),
+                                    start_ahead_s=LOCAL_START_AHEAD_S if local else START_AHEAD_S)
             console.print(f"segment {segment.label} of run {run_info['run_id']}: waiting for the other instances",
                           highlight=False)
             origin = await rendezvous.join()

@@ -33,6 +33,7 @@ from simulator.usage import UsageError
 KEY_TTL_S = 24 * 3600
 JOIN_TIMEOUT_S = 120.0  # how long instances wait for all N to be ready
 START_AHEAD_S = 1.0  # the start is set this far ahead of the moment the last instance arrived
+LOCAL_START_AHEAD_S = 0.25  # the same for `--workers` on one host (they poll every POLL_S)
 AGREE_TIMEOUT_S = STEP_GAP_S * 0.8  # between steps: how long an instance waits for the others' verdicts
 POLL_S = 0.05
 # What must be the same in every instance: it shapes the schedule, the sessions or their scoring.
@@ -48,10 +49,10 @@ def plan_of(config: dict[str, Any]) -> str:
 
 class Rendezvous:
     def __init__(self, redis_url: str, run_id: str, segment: Segment, plan: str,
-                 join_timeout_s: float = JOIN_TIMEOUT_S) -> None:
+                 join_timeout_s: float = JOIN_TIMEOUT_S, start_ahead_s: float = START_AHEAD_S) -> None:
         self.redis = aioredis.from_url(redis_url)
         self.run_id, self.segment, self.plan = run_id, segment, plan
-        self.join_timeout_s = join_timeout_s
+        self.join_timeout_s, self.start_ahead_s = join_timeout_s, start_ahead_s
         self.offset_s = 0.0  # Redis time - this process's perf_counter
         self.missing: dict[int, list[int]] = {}  # step -> instances that did not say in time whether to go on
 
@@ -96,7 +97,7 @@ class Rendezvous:
                                      f"{me.count} ready); start all {me.count}, or check they share --redis-url")
                 await asyncio.sleep(POLL_S)
             now = await self.redis_now()
-            await self.redis.set(self.key("start"), repr(now + START_AHEAD_S), nx=True, ex=KEY_TTL_S)
+            await self.redis.set(self.key("start"), repr(now + self.start_ahead_s), nx=True, ex=KEY_TTL_S)
             start = float(await self.redis.get(self.key("start")) or now)
         except RedisError as exc:
             raise UsageError(f"--segment {me.label}: the shared Redis failed while the instances met: {exc}") from None
