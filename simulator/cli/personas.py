@@ -21,8 +21,12 @@ def personas_group() -> None:
 
 def _load(spec: str) -> list[Any]:
     """The library, persona files, or the generated dialogues a run drove (its folder)."""
-    from simulator.engine.sources import BUILTIN, SourceSpec, load_scripts
+    from simulator.engine.sources import BUILTIN, GENERATED, SourceSpec, load_scripts
 
+    if spec == GENERATED:
+        raise UsageError("--personas generated: those dialogues are drawn while a run goes on, so there is none "
+                         "to read yet; give the folder of a run that drew them (--personas runs/<run-id>), or "
+                         "builtin or a persona file")
     return load_scripts(SourceSpec(BUILTIN, None, 1.0) if spec == BUILTIN else SourceSpec("path", spec, 1.0), None)
 
 

@@ -27,6 +27,13 @@ def test_show_prints_a_file_that_loads_back(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no persona 'nope'" in missing.stderr
 
 
+def test_generated_is_pointed_at_a_run_folder() -> None:
+    for command in ("list", "show x"):
+        result = convsim("personas", *command.split(), "--personas", "generated")
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+        assert "drawn while a run goes on" in result.stderr and "--personas runs/<run-id>" in result.stderr
+
+
 def test_validate_reports_each_bad_file_with_its_line(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("id: g\nturns:\n  - user: hello\n", encoding="utf-8")
