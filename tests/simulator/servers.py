@@ -17,6 +17,7 @@ class ThreadedServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._ready = threading.Event()
+        self._handlers: set[asyncio.Task[None] | None] = set()
 
     @property
     def base_url(self) -> str:
@@ -34,10 +35,21 @@ class ThreadedServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
 
+    async def _held(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """`_connection`, its task held here until it ends: asyncio keeps only a weak reference,
+        so a handler that waits forever (a silent server) would be garbage once its client
+        hangs up, and collected mid-test as a pending task with an open transport."""
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await self._connection(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
     def _serve(self) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", 0))
+        server = loop.run_until_complete(asyncio.start_server(self._held, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         loop.run_forever()
