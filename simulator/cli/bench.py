@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
-from simulator.cli.options import SECONDS, qps_option
+from simulator.cli.options import SECONDS, qps_option, worker_count
 from simulator.engine import config as defaults
 
 if TYPE_CHECKING:
@@ -163,10 +163,11 @@ def _ms(value: float | None) -> str:
 def worker_counts(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
     counts: list[int] = []
     for part in value.split(","):
-        part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= defaults.MAX_WORKERS:
-            raise click.BadParameter(f"{part!r}: give process counts from 1 to {defaults.MAX_WORKERS}, e.g. 1,2")
-        counts.append(int(part))
+        count = worker_count(part)
+        if count is None:
+            raise click.BadParameter(f"{part.strip()!r}: give process counts from 1 to {defaults.MAX_WORKERS}, "
+                                     "e.g. 1,2")
+        counts.append(count)
     return tuple(dict.fromkeys(counts))
 
 
@@ -197,11 +198,11 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
     with EmbeddedRedis() as redis, TargetProcess(target_config) as target:
         out.print(f"reference target (zero delay) at {target.base_url}; Redis at {redis.url}")
 
-        async def engine(n: int, rate: float, per_worker: int, think_s: float) -> EngineFigures:
-            """The engine's figures with n processes of `per_worker` sessions each."""
+        async def engine(n: int, rate: float, sessions: int, think_s: float) -> EngineFigures:
+            """The engine's figures with n processes sharing `sessions` (each its n-th)."""
             if n == 1:
-                return await engine_run(target.base_url, redis.url, rate, duration, per_worker, think_s, personas)
-            return await asyncio.to_thread(workers_run, target.base_url, redis.url, rate, duration, n * per_worker,
+                return await engine_run(target.base_url, redis.url, rate, duration, sessions, think_s, personas)
+            return await asyncio.to_thread(workers_run, target.base_url, redis.url, rate, duration, sessions,
                                            think_s, personas, n)
 
         async def measure() -> None:
@@ -213,7 +214,7 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
             out.print(f"bare aiohttp sender ({concurrency} loops):        {bare:,.0f} req/s")
             ceilings: dict[int, float] = {}
             for n in workers:
-                ceiling = await engine(n, offered_rate(bare), concurrency, 0.0)
+                ceiling = await engine(n, offered_rate(bare), n * concurrency, 0.0)
                 ceilings[n] = ceiling.ok_rate
                 if workers == (1,):
                     out.print(f"engine ceiling (store on, {concurrency} sessions): {ceiling.ok_rate:,.0f} turns/s")
@@ -226,7 +227,7 @@ def bench_command(duration: float, concurrency: int, rates: tuple[float, ...], p
                 out.print(f"ratio {n} workers / {first}: {ceilings[n] / ceilings[first]:.2f}")
             for rate in rates:
                 for n in workers:
-                    figures = await engine(n, rate, max(1000, int(rate * 4)) // n, 1.0)
+                    figures = await engine(n, rate, max(1000, int(rate * 4)), 1.0)
                     who = "" if workers == (1,) else f", {n} worker{'s' if n > 1 else ''}"
                     out.print(f"open loop {rate:g}/s{who}: {figures.achieved / rate:.4f} x asked, dispatch lag "
                               f"p50 {_ms(figures.lag_p50_ms)} / p99 {_ms(figures.lag_p99_ms)} ms")

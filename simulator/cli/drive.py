@@ -88,16 +88,24 @@ async def check_judge(options: ScoringOptions) -> None:
         judge.close()
 
 
+async def check_ready(config: RunConfig, client: EndpointClient, store: RedisSessionStore,
+                      target: bool = True) -> None:
+    """Before any load: Redis answers and takes writes (a read-only replica or a full Redis is
+    exit 2), then, with `target`, the target serves the model and the judge answers."""
+    await store.ping()
+    await store.probe_write()
+    if target:
+        await preflight(client)
+        await check_judge(judge_options(config))
+
+
 async def check_before_load(config: RunConfig, base_url: str, redis_url: str, run_id: str) -> None:
-    """What `drive` checks before any load, on its own: `--workers` checks once in the parent
-    (one line, exit 2) before it starts the workers."""
+    """`check_ready` on its own: `--workers` checks once in the parent (one line, exit 2)
+    before it starts the workers."""
     client = EndpointClient(base_url, config.model, config.api_key, config.timeout_s, headers=config.headers)
     store = RedisSessionStore.from_url(redis_url, run_id, config.session_ttl_s, pool_size=1)
     try:
-        await store.ping()
-        await store.probe_write()
-        await preflight(client)
-        await check_judge(judge_options(config))
+        await check_ready(config, client, store)
     finally:
         await client.aclose()
         await store.aclose()
@@ -118,11 +126,7 @@ async def drive(config: RunConfig, scripts: SourceMix, out: Path, run_info: dict
                                        pool_size=store_pool_size(max(config.qps)))
     rendezvous: Rendezvous | None = None
     try:
-        await store.ping()
-        await store.probe_write()  # a read-only replica or a full Redis: exit 2 before any load
-        if not checked:
-            await preflight(client)
-            await check_judge(judge_options(config))
+        await check_ready(config, client, store, target=not checked)
         origin = time.perf_counter()  # record times are ms since this instant
         segment = Segment(*config.segment)
         if not segment.whole:  # meet the other instances; record times are ms since the run's common start

@@ -14,7 +14,7 @@ from scoring.calibration import DEFAULT_THRESHOLD
 from scoring.embed import DEFAULT_EMBEDDER
 from scoring.gates import TOLERANCES, Gates
 from scoring.judges import JUDGE_KINDS
-from simulator.engine.config import MAX_SECONDS, parse_header, parse_qps
+from simulator.engine.config import MAX_SECONDS, MAX_WORKERS, parse_header, parse_qps
 from simulator.usage import UsageError
 
 
@@ -262,3 +262,9 @@ def qps_option(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
         return parse_qps(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def worker_count(text: str) -> int | None:
+    """A process count for --workers, 1 to MAX_WORKERS; None when `text` is not one."""
+    text = text.strip()
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_WORKERS else None

@@ -22,6 +22,7 @@ from simulator.cli.options import (
     scoring_options,
     scoring_settings,
     stdout_console,
+    worker_count,
 )
 from simulator.engine import config as defaults
 from simulator.engine.segments import parse_segment
@@ -368,9 +369,8 @@ def workers_setting(opts: dict[str, Any], segment: tuple[int, int]) -> int:
     text = str(opts["workers"]).strip().lower()
     if text == "auto":  # one process where the run cannot be split or is already a segment
         return 1 if segment != (0, 1) or unsplittable(opts) else auto_workers(max(opts["qps"]))
-    if text.isdigit() and 1 <= int(text) <= defaults.MAX_WORKERS:
-        workers = int(text)
-    else:
+    workers = worker_count(text)
+    if workers is None:
         raise UsageError(f"--workers {opts['workers']!r}: give a number of processes from 1 to "
                          f"{defaults.MAX_WORKERS}, or auto")
     if workers > 1:

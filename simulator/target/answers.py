@@ -52,7 +52,7 @@ _ZH_GENERIC = (
 
 
 def is_chinese(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    return _CJK.search(text) is not None
 
 
 def content_text(message: Mapping[str, Any]) -> str:
